@@ -1,0 +1,21 @@
+// Global gradient-norm clipping. The norm is a sum of squares accumulated in
+// double in a fixed order, so it is the same on every run; across pipeline
+// stages each stage contributes its SumOfSquares and the sums are added in
+// stage order.
+#ifndef PIPETRAIN_CORE_OPTIM_GRAD_CLIP_H_
+#define PIPETRAIN_CORE_OPTIM_GRAD_CLIP_H_
+
+#include "absl/status/statusor.h"
+#include "core/tensor.h"
+
+namespace pipetrain {
+
+double SumOfSquares(const Tensor& t);
+
+// Scales `grads` by min(1, max_norm / norm) where norm = sqrt(sum_of_squares).
+// max_norm <= 0 disables clipping. Returns the norm before clipping.
+absl::StatusOr<double> ClipToNorm(Tensor& grads, double sum_of_squares, double max_norm);
+
+}  // namespace pipetrain
+
+#endif  // PIPETRAIN_CORE_OPTIM_GRAD_CLIP_H_

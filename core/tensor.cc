@@ -1,0 +1,232 @@
+#include "core/tensor.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace pipetrain {
+
+size_t DTypeSize(DType dtype) {
+  switch (dtype) {
+    case DType::kF32:
+      return 4;
+    case DType::kF64:
+      return 8;
+    case DType::kBF16:
+      return 2;
+    case DType::kI32:
+      return 4;
+  }
+  return 0;
+}
+
+const char* DTypeName(DType dtype) {
+  switch (dtype) {
+    case DType::kF32:
+      return "f32";
+    case DType::kF64:
+      return "f64";
+    case DType::kBF16:
+      return "bf16";
+    case DType::kI32:
+      return "i32";
+  }
+  return "?";
+}
+
+const char* DeviceName(Device device) { return device == Device::kCpu ? "cpu" : "cuda"; }
+
+int64_t NumElements(const Shape& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+std::string ShapeString(const Shape& shape) { return absl::StrCat("[", absl::StrJoin(shape, ","), "]"); }
+
+Storage::Storage(size_t bytes, Device device) : bytes_(bytes), device_(device) {
+  if (device != Device::kCpu) {
+    // Device memory comes from the CUDA allocator (core/cuda); a CPU-only
+    // build never creates device tensors.
+    std::fprintf(stderr, "pipetrain: device storage requested from the CPU allocator\n");
+    std::abort();
+  }
+  // Round up so aligned_alloc's size is a multiple of the alignment; never 0.
+  size_t rounded = ((bytes + 63) / 64) * 64;
+  if (rounded == 0) rounded = 64;
+  data_ = std::aligned_alloc(64, rounded);
+  if (data_ == nullptr) {
+    std::fprintf(stderr, "pipetrain: out of host memory allocating %zu bytes\n", bytes);
+    std::abort();
+  }
+}
+
+Storage::~Storage() { std::free(data_); }
+
+Tensor Tensor::Empty(const Shape& shape, DType dtype, Device device) {
+  Tensor t;
+  t.shape_ = shape;
+  t.numel_ = NumElements(shape);
+  t.dtype_ = dtype;
+  t.device_ = device;
+  t.storage_ = std::make_shared<Storage>(t.nbytes(), device);
+  return t;
+}
+
+Tensor Tensor::Zeros(const Shape& shape, DType dtype, Device device) {
+  Tensor t = Empty(shape, dtype, device);
+  t.Zero();
+  return t;
+}
+
+Tensor Tensor::FromVector(const std::vector<double>& values, const Shape& shape, DType dtype) {
+  Tensor t = Empty(shape, dtype);
+  if (static_cast<int64_t>(values.size()) != t.numel_) {
+    std::fprintf(stderr, "pipetrain: FromVector got %zu values for shape %s\n", values.size(),
+                 ShapeString(shape).c_str());
+    std::abort();
+  }
+  for (int64_t i = 0; i < t.numel_; ++i) {
+    if (dtype == DType::kF32) {
+      t.data<float>()[i] = static_cast<float>(values[i]);
+    } else if (dtype == DType::kF64) {
+      t.data<double>()[i] = values[i];
+    } else {
+      t.data<int32_t>()[i] = static_cast<int32_t>(values[i]);
+    }
+  }
+  return t;
+}
+
+Tensor Tensor::FromInts(const std::vector<int32_t>& values, const Shape& shape) {
+  Tensor t = Empty(shape, DType::kI32);
+  if (static_cast<int64_t>(values.size()) != t.numel_) {
+    std::fprintf(stderr, "pipetrain: FromInts got %zu values for shape %s\n", values.size(),
+                 ShapeString(shape).c_str());
+    std::abort();
+  }
+  std::memcpy(t.raw_data(), values.data(), t.nbytes());
+  return t;
+}
+
+int64_t Tensor::dim(int i) const {
+  int r = rank();
+  if (i < 0) i += r;
+  if (i < 0 || i >= r) {
+    std::fprintf(stderr, "pipetrain: dim %d out of range for %s\n", i, DebugString().c_str());
+    std::abort();
+  }
+  return shape_[i];
+}
+
+void* Tensor::raw_data() const {
+  if (!storage_) return nullptr;
+  return static_cast<char*>(storage_->data()) + byte_offset_;
+}
+
+void Tensor::CheckDType(DType want) const {
+  if (want != dtype_) {
+    std::fprintf(stderr, "pipetrain: tensor %s accessed as %s\n", DebugString().c_str(),
+                 DTypeName(want));
+    std::abort();
+  }
+}
+
+Tensor Tensor::Reshape(const Shape& shape) const {
+  if (NumElements(shape) != numel_) {
+    std::fprintf(stderr, "pipetrain: cannot reshape %s to %s\n", DebugString().c_str(),
+                 ShapeString(shape).c_str());
+    std::abort();
+  }
+  Tensor t = *this;
+  t.shape_ = shape;
+  return t;
+}
+
+Tensor Tensor::View(int64_t offset, const Shape& shape) const {
+  int64_t n = NumElements(shape);
+  if (offset < 0 || offset + n > numel_) {
+    std::fprintf(stderr, "pipetrain: view [%lld, +%lld) out of range of %s\n",
+                 static_cast<long long>(offset), static_cast<long long>(n),
+                 DebugString().c_str());
+    std::abort();
+  }
+  Tensor t = *this;
+  t.byte_offset_ = byte_offset_ + static_cast<size_t>(offset) * DTypeSize(dtype_);
+  t.shape_ = shape;
+  t.numel_ = n;
+  return t;
+}
+
+Tensor Tensor::Clone() const {
+  Tensor t = Empty(shape_, dtype_, device_);
+  if (nbytes() > 0) std::memcpy(t.raw_data(), raw_data(), nbytes());
+  return t;
+}
+
+Tensor Tensor::To(DType dtype) const {
+  if (dtype == dtype_) return Clone();
+  Tensor t = Empty(shape_, dtype, device_);
+  for (int64_t i = 0; i < numel_; ++i) {
+    double v = At(i);
+    if (dtype == DType::kF32) {
+      t.data<float>()[i] = static_cast<float>(v);
+    } else if (dtype == DType::kF64) {
+      t.data<double>()[i] = v;
+    } else if (dtype == DType::kI32) {
+      t.data<int32_t>()[i] = static_cast<int32_t>(v);
+    }
+  }
+  return t;
+}
+
+void Tensor::Zero() {
+  if (nbytes() > 0) std::memset(raw_data(), 0, nbytes());
+}
+
+void Tensor::Fill(double value) {
+  for (int64_t i = 0; i < numel_; ++i) {
+    switch (dtype_) {
+      case DType::kF32:
+        data<float>()[i] = static_cast<float>(value);
+        break;
+      case DType::kF64:
+        data<double>()[i] = value;
+        break;
+      case DType::kI32:
+        data<int32_t>()[i] = static_cast<int32_t>(value);
+        break;
+      case DType::kBF16:
+        std::abort();
+    }
+  }
+}
+
+double Tensor::At(int64_t i) const {
+  switch (dtype_) {
+    case DType::kF32:
+      return data<float>()[i];
+    case DType::kF64:
+      return data<double>()[i];
+    case DType::kI32:
+      return data<int32_t>()[i];
+    case DType::kBF16:
+      break;
+  }
+  std::abort();
+}
+
+std::vector<double> Tensor::ToVector() const {
+  std::vector<double> v(static_cast<size_t>(numel_));
+  for (int64_t i = 0; i < numel_; ++i) v[i] = At(i);
+  return v;
+}
+
+std::string Tensor::DebugString() const {
+  return absl::StrCat(DTypeName(dtype_), DeviceName(device_), ShapeString(shape_));
+}
+
+}  // namespace pipetrain

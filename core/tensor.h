@@ -1,0 +1,125 @@
+// Tensor: a contiguous n-d array with a dtype and a device, backed by shared
+// storage. No autograd: every op in core/ops has an explicit backward.
+//
+// Tensors are always contiguous (row-major). Several tensors may alias one
+// storage at different offsets; that is how layers hold views into a stage's
+// flat parameter buffer (DESIGN.md decision 3).
+#ifndef PIPETRAIN_CORE_TENSOR_H_
+#define PIPETRAIN_CORE_TENSOR_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/types/span.h"
+
+namespace pipetrain {
+
+enum class DType : uint8_t { kF32, kF64, kBF16, kI32 };
+enum class Device : uint8_t { kCpu, kCuda };
+
+size_t DTypeSize(DType dtype);
+const char* DTypeName(DType dtype);
+const char* DeviceName(Device device);
+
+using Shape = std::vector<int64_t>;
+int64_t NumElements(const Shape& shape);
+std::string ShapeString(const Shape& shape);
+
+// Owns one allocation. CPU storage is 64-byte aligned for the BLAS.
+class Storage {
+ public:
+  Storage(size_t bytes, Device device);
+  ~Storage();
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+
+  void* data() const { return data_; }
+  size_t bytes() const { return bytes_; }
+  Device device() const { return device_; }
+
+ private:
+  void* data_ = nullptr;
+  size_t bytes_ = 0;
+  Device device_;
+};
+
+// The C++ element type of a dtype, for typed access.
+template <typename T>
+constexpr DType DTypeOf();
+template <>
+constexpr DType DTypeOf<float>() { return DType::kF32; }
+template <>
+constexpr DType DTypeOf<double>() { return DType::kF64; }
+template <>
+constexpr DType DTypeOf<int32_t>() { return DType::kI32; }
+
+class Tensor {
+ public:
+  Tensor() = default;
+
+  // Uninitialised memory. Use Zeros when the contents matter.
+  static Tensor Empty(const Shape& shape, DType dtype, Device device = Device::kCpu);
+  static Tensor Zeros(const Shape& shape, DType dtype, Device device = Device::kCpu);
+  // Copies `values` (converted to `dtype`, which must be f32 or f64).
+  static Tensor FromVector(const std::vector<double>& values, const Shape& shape,
+                           DType dtype);
+  static Tensor FromInts(const std::vector<int32_t>& values, const Shape& shape);
+
+  bool defined() const { return storage_ != nullptr; }
+  const Shape& shape() const { return shape_; }
+  int rank() const { return static_cast<int>(shape_.size()); }
+  // Size of dimension `i`; negative `i` counts from the end.
+  int64_t dim(int i) const;
+  int64_t numel() const { return numel_; }
+  DType dtype() const { return dtype_; }
+  Device device() const { return device_; }
+  size_t nbytes() const { return static_cast<size_t>(numel_) * DTypeSize(dtype_); }
+  const std::shared_ptr<Storage>& storage() const { return storage_; }
+  size_t byte_offset() const { return byte_offset_; }
+
+  void* raw_data() const;
+  // Typed access; aborts on a dtype mismatch (a programming error, not user input).
+  template <typename T>
+  T* data() const {
+    CheckDType(DTypeOf<T>());
+    return static_cast<T*>(raw_data());
+  }
+  template <typename T>
+  absl::Span<T> span() const {
+    return absl::Span<T>(data<T>(), static_cast<size_t>(numel_));
+  }
+
+  // Same storage, new shape with the same element count.
+  Tensor Reshape(const Shape& shape) const;
+  // Elements [offset, offset + NumElements(shape)) of this tensor, as a view.
+  Tensor View(int64_t offset, const Shape& shape) const;
+  // A new tensor with its own storage and the same contents.
+  Tensor Clone() const;
+  // Converts between f32 and f64 (CPU only); returns a copy.
+  Tensor To(DType dtype) const;
+
+  void Zero();
+  void Fill(double value);
+  // Element i as a double (CPU, f32/f64/i32); for tests and logging.
+  double At(int64_t i) const;
+  std::vector<double> ToVector() const;
+  std::string DebugString() const;  // dtype, device, shape
+
+ private:
+  void CheckDType(DType want) const;
+
+  std::shared_ptr<Storage> storage_;
+  size_t byte_offset_ = 0;
+  Shape shape_;
+  int64_t numel_ = 0;
+  DType dtype_ = DType::kF32;
+  Device device_ = Device::kCpu;
+};
+
+}  // namespace pipetrain
+
+#endif  // PIPETRAIN_CORE_TENSOR_H_

@@ -1,0 +1,33 @@
+// Finite-difference gradient checking in fp64, shared by every op and layer test.
+//
+// The scalar under test is always L = Σ w ⊙ f(inputs) for a fixed random
+// weighting w (so every output element matters). The analytic gradient of L
+// comes from the op's backward with dy = w; the numeric one from central
+// differences, (L(x + h) − L(x − h)) / 2h, element by element.
+#ifndef PIPETRAIN_TESTS_TESTING_GRAD_CHECK_H_
+#define PIPETRAIN_TESTS_TESTING_GRAD_CHECK_H_
+
+#include <cstdint>
+#include <functional>
+
+#include "core/tensor.h"
+
+namespace pipetrain::testing {
+
+// f64 tensor of `shape` with N(0, scale²) entries, deterministic in `seed`.
+Tensor RandomTensor(const Shape& shape, uint64_t seed, double scale = 1.0);
+
+// Central-difference gradient of `loss` with respect to every element of `x`
+// (f64, modified in place and restored).
+Tensor NumericGradient(const std::function<double()>& loss, Tensor& x, double h = 1e-5);
+
+// max |a − n| / max(max |n|, floor): the error relative to the gradient's scale.
+// The floor keeps an all-zero gradient from dividing by zero.
+double RelativeError(const Tensor& analytic, const Tensor& numeric, double floor = 1e-8);
+
+// Σ w ⊙ y in double.
+double WeightedSum(const Tensor& y, const Tensor& w);
+
+}  // namespace pipetrain::testing
+
+#endif  // PIPETRAIN_TESTS_TESTING_GRAD_CHECK_H_
