@@ -1,8 +1,60 @@
-// pipetrain: train | plan | translate | score | eval | data | ckpt.
+// pipetrain: one binary, several subcommands (today: train, version).
 // Only this file exits the process; everything below returns absl::Status.
 #include <cstdio>
+#include <string>
+
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "core/gpu_runtime.h"
+#include "launcher/command_line.h"
+#include "launcher/train_command.h"
+
+namespace {
+
+constexpr char kUsage[] =
+    "usage: pipetrain <command> [flags]\n"
+    "\n"
+    "commands:\n"
+    "  train    --spec FILE [--config FILE] [--steps N] [--seed S] [--set field=value]...\n"
+    "           [--metrics FILE]   train a model (one process; synthetic task built in)\n"
+    "  version  print the build configuration\n"
+    "\n"
+    "`--set` overrides any spec or config field, e.g. --set model.d_model=128\n"
+    "or --set train.adamw.beta2=0.95 (the model./train. prefix may be left out\n"
+    "when the name is unambiguous). See docs/spec-reference.md.\n";
+
+int PrintVersion() {
+  std::string why;
+  const int gpus = pipetrain::CudaDeviceCount(&why);
+  std::printf("pipetrain 0.1 (C++20), CUDA backend: %s, visible GPUs: %d%s%s\n",
+              pipetrain::BuiltWithCuda() ? "built" : "not built", gpus, why.empty() ? "" : " — ",
+              why.c_str());
+  return 0;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
-  std::fprintf(stderr, "pipetrain: no subcommands yet\n");
-  return 2;
+  absl::SetProgramUsageMessage(kUsage);
+  pipetrain::CommandLine cl = pipetrain::SplitCommandLine(argc, argv);
+  absl::ParseCommandLine(static_cast<int>(cl.absl_argv.size()), cl.absl_argv.data());
+  if (cl.subcommand.empty() || cl.subcommand == "help") {
+    std::fputs(kUsage, cl.subcommand.empty() ? stderr : stdout);
+    return cl.subcommand.empty() ? 2 : 0;
+  }
+  absl::Status status;
+  if (cl.subcommand == "train") {
+    status = pipetrain::RunTrainCommand(cl.overrides);
+  } else if (cl.subcommand == "version") {
+    return PrintVersion();
+  } else {
+    std::fprintf(stderr, "pipetrain: unknown command '%s'\n\n%s", cl.subcommand.c_str(), kUsage);
+    return 2;
+  }
+  if (!status.ok()) {
+    std::fprintf(stderr, "pipetrain %s: %s\n", cl.subcommand.c_str(),
+                 std::string(status.message()).c_str());
+    return 1;
+  }
+  return 0;
 }

@@ -1,0 +1,95 @@
+#include "models/parameter_store.h"
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+
+#include "absl/strings/str_format.h"
+#include "core/philox.h"
+
+namespace pipetrain {
+
+uint64_t Fnv1a64(const void* data, size_t bytes, uint64_t state) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  for (size_t i = 0; i < bytes; ++i) {
+    state ^= p[i];
+    state *= 0x100000001b3ull;
+  }
+  return state;
+}
+
+ParamId ParameterStore::Add(std::string name, Shape shape, InitRule init) {
+  if (finalized()) {
+    std::fprintf(stderr, "pipetrain: parameter %s added after Finalize\n", name.c_str());
+    std::abort();
+  }
+  for (const ParameterInfo& info : infos_) {
+    if (info.name == name) {
+      std::fprintf(stderr, "pipetrain: duplicate parameter name %s\n", name.c_str());
+      std::abort();
+    }
+  }
+  ParameterInfo info{std::move(name), std::move(shape), total_, init};
+  total_ += NumElements(info.shape);
+  infos_.push_back(std::move(info));
+  return static_cast<ParamId>(infos_.size() - 1);
+}
+
+void ParameterStore::Finalize() {
+  params_ = Tensor::Zeros({total_}, dtype_);
+  grads_ = Tensor::Zeros({total_}, dtype_);
+}
+
+Tensor ParameterStore::param(ParamId id) const {
+  const ParameterInfo& info = infos_[id];
+  return params_.View(info.offset, info.shape);
+}
+
+Tensor ParameterStore::grad(ParamId id) const {
+  const ParameterInfo& info = infos_[id];
+  return grads_.View(info.offset, info.shape);
+}
+
+void ParameterStore::Initialize(uint64_t seed) {
+  for (const ParameterInfo& info : infos_) {
+    Tensor p = params_.View(info.offset, info.shape);
+    double std_dev = 0;
+    switch (info.init.kind) {
+      case InitKind::kZeros:
+        p.Fill(0.0);
+        continue;
+      case InitKind::kOnes:
+        p.Fill(1.0);
+        continue;
+      case InitKind::kNormal:
+        std_dev = info.init.scale;
+        break;
+      case InitKind::kXavierNormal: {
+        // Weights are [fan_out, fan_in].
+        const double fan_out = static_cast<double>(info.shape[0]);
+        const double fan_in = static_cast<double>(info.shape.back());
+        std_dev = info.init.scale * std::sqrt(2.0 / (fan_in + fan_out));
+        break;
+      }
+    }
+    const uint64_t name_hash = Fnv1a64(info.name.data(), info.name.size());
+    PhiloxStream stream(RngKey{.seed = seed ^ name_hash,
+                               .step = 0xFFFFFFFFu,  // never a training step
+                               .layer = static_cast<uint32_t>(name_hash >> 32)});
+    for (int64_t i = 0; i < p.numel(); ++i) {
+      const double v = std_dev * stream.Normal(static_cast<uint64_t>(i));
+      if (dtype_ == DType::kF64) {
+        p.data<double>()[i] = v;
+      } else {
+        p.data<float>()[i] = static_cast<float>(v);
+      }
+    }
+  }
+}
+
+std::string ParamsDigest(const ParameterStore& store) {
+  const Tensor& flat = store.flat_params();
+  return absl::StrFormat("%016x", Fnv1a64(flat.raw_data(), flat.nbytes()));
+}
+
+}  // namespace pipetrain

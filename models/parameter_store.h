@@ -1,0 +1,83 @@
+// ParameterStore: every parameter of a model (or, later, of one pipeline
+// stage) in one flat buffer, with a gradient buffer of the same layout
+// (DESIGN.md decision 3). Layers register their parameters by name while
+// they are constructed, then hold views into the flat buffers.
+//
+// Initialisation is a pure function of (seed, parameter name): a parameter
+// gets the same values whichever stage builds it and in whatever order.
+#ifndef PIPETRAIN_MODELS_PARAMETER_STORE_H_
+#define PIPETRAIN_MODELS_PARAMETER_STORE_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace pipetrain {
+
+enum class InitKind {
+  kZeros,
+  kOnes,
+  kNormal,        // N(0, scale²)
+  kXavierNormal,  // N(0, (scale · sqrt(2 / (fan_in + fan_out)))²), scale is the gain
+};
+
+struct InitRule {
+  InitKind kind = InitKind::kZeros;
+  double scale = 1.0;
+};
+
+struct ParameterInfo {
+  std::string name;  // e.g. "encoder.3.self_attn.v.weight"
+  Shape shape;
+  int64_t offset = 0;  // in elements, into the flat buffers
+  InitRule init;
+};
+
+using ParamId = int;
+
+class ParameterStore {
+ public:
+  explicit ParameterStore(DType dtype) : dtype_(dtype) {}
+  ParameterStore(const ParameterStore&) = delete;
+  ParameterStore& operator=(const ParameterStore&) = delete;
+
+  // Registration; only before Finalize(). Names must be unique.
+  ParamId Add(std::string name, Shape shape, InitRule init);
+  // Allocates the flat parameter and gradient buffers (gradients zeroed).
+  void Finalize();
+  bool finalized() const { return params_.defined(); }
+
+  // Fills every parameter by its init rule, keyed by (seed, name).
+  void Initialize(uint64_t seed);
+
+  Tensor param(ParamId id) const;
+  Tensor grad(ParamId id) const;
+  Tensor& flat_params() { return params_; }
+  Tensor& flat_grads() { return grads_; }
+  const Tensor& flat_params() const { return params_; }
+  void ZeroGrads() { grads_.Zero(); }
+
+  DType dtype() const { return dtype_; }
+  int64_t total_elements() const { return total_; }
+  const std::vector<ParameterInfo>& infos() const { return infos_; }
+
+ private:
+  DType dtype_;
+  std::vector<ParameterInfo> infos_;
+  int64_t total_ = 0;
+  Tensor params_;
+  Tensor grads_;
+};
+
+// Stable 64-bit hash (FNV-1a) of a byte range; used for parameter init keys
+// and for the params digest printed at the end of training.
+uint64_t Fnv1a64(const void* data, size_t bytes, uint64_t state = 0xcbf29ce484222325ull);
+
+// Hex digest of every parameter's bytes in layer (registration) order.
+std::string ParamsDigest(const ParameterStore& store);
+
+}  // namespace pipetrain
+
+#endif  // PIPETRAIN_MODELS_PARAMETER_STORE_H_
