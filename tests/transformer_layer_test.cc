@@ -3,6 +3,8 @@
 // dropout on (its masks are a fixed function of the key) and padding masks.
 #include "models/transformer_layer.h"
 
+#include <algorithm>
+#include <cmath>
 #include <string>
 
 #include "core/philox.h"
@@ -38,7 +40,8 @@ TEST_P(LayerGradientTest, MatchesFiniteDifferences) {
   config.ffn_dim = 12;
   config.heads = 2;
   config.norm = c.norm;
-  config.alpha = (c.norm == DEEPNORM || c.norm == FOUNDATION_LN || c.norm == UPSCALE_LN) ? 1.7 : 1.0;
+  config.alpha =
+      (c.norm == DEEPNORM || c.norm == FOUNDATION_LN || c.norm == UPSCALE_LN) ? 1.7 : 1.0;
   config.beta = c.norm == DEEPNORM ? 0.6 : 1.0;
   config.branch.set_shape(c.branch_shape);
   config.branch.set_max_norm_step(10);
@@ -92,10 +95,16 @@ TEST_P(LayerGradientTest, MatchesFiniteDifferences) {
   Tensor analytic = store.flat_grads().Clone();
   Tensor numeric = NumericGradient(loss, store.flat_params());
   EXPECT_LT(RelativeError(analytic, numeric), 1e-6);
-  // Parameter by parameter, so a failure names the culprit.
+  // Parameter by parameter, so a failure names the culprit. The floor is a
+  // small fraction of the largest gradient: the key bias, for one, has an
+  // exactly zero gradient (softmax ignores a shift shared by a whole row), and
+  // its finite differences are pure rounding noise.
+  double scale = 0;
+  for (int64_t i = 0; i < numeric.numel(); ++i) scale = std::max(scale, std::abs(numeric.At(i)));
   for (const ParameterInfo& info : store.infos()) {
     const Shape flat{NumElements(info.shape)};
-    EXPECT_LT(RelativeError(analytic.View(info.offset, flat), numeric.View(info.offset, flat)),
+    EXPECT_LT(RelativeError(analytic.View(info.offset, flat), numeric.View(info.offset, flat),
+                            1e-3 * scale),
               1e-5)
         << info.name;
   }
@@ -104,8 +113,8 @@ TEST_P(LayerGradientTest, MatchesFiniteDifferences) {
 std::vector<LayerCase> AllCases() {
   std::vector<LayerCase> cases;
   for (bool decoder : {false, true}) {
-    for (ResidualNorm norm : {POST_LN, PRE_LN, DEEPNORM, NORMFORMER, FOUNDATION_LN, UPSCALE_LN,
-                              SUBLN}) {
+    for (ResidualNorm norm :
+         {POST_LN, PRE_LN, DEEPNORM, NORMFORMER, FOUNDATION_LN, UPSCALE_LN, SUBLN}) {
       cases.push_back({norm, LINEAR_SCALE, decoder});
     }
     cases.push_back({BRANCHNORM, LINEAR_SCALE, decoder});

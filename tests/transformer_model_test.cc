@@ -2,6 +2,7 @@
 // and the three model kinds.
 #include "models/transformer_model.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/data/collate.h"
@@ -86,20 +87,28 @@ TEST_P(ModelGradientTest, LossGradientMatchesFiniteDifferences) {
   Tensor analytic = store.flat_grads().Clone();
   Tensor numeric = NumericGradient(loss, store.flat_params());
   EXPECT_LT(RelativeError(analytic, numeric), 1e-6);
+  // Parameter by parameter, so a failure names the culprit. The floor is a
+  // small fraction of the largest gradient: the key bias, for one, has an
+  // exactly zero gradient (softmax ignores a shift shared by a whole row), and
+  // its finite differences are pure rounding noise.
+  double largest = 0;
+  for (int64_t i = 0; i < numeric.numel(); ++i) {
+    largest = std::max(largest, std::abs(numeric.At(i)));
+  }
   for (const ParameterInfo& info : store.infos()) {
     const Shape flat{NumElements(info.shape)};
-    EXPECT_LT(RelativeError(analytic.View(info.offset, flat), numeric.View(info.offset, flat)),
+    EXPECT_LT(RelativeError(analytic.View(info.offset, flat), numeric.View(info.offset, flat),
+                            1e-3 * largest),
               1e-5)
         << info.name;
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Kinds, ModelGradientTest,
-    ::testing::Values(ModelCase{ENCODER_DECODER, DEEPNORM, false},
-                      ModelCase{ENCODER_DECODER, PRE_LN, true},
-                      ModelCase{DECODER_ONLY, FOUNDATION_LN, false},
-                      ModelCase{ENCODER_ONLY, UPSCALE_LN, false}));
+INSTANTIATE_TEST_SUITE_P(Kinds, ModelGradientTest,
+                         ::testing::Values(ModelCase{ENCODER_DECODER, DEEPNORM, false},
+                                           ModelCase{ENCODER_DECODER, PRE_LN, true},
+                                           ModelCase{DECODER_ONLY, FOUNDATION_LN, false},
+                                           ModelCase{ENCODER_ONLY, UPSCALE_LN, false}));
 
 double StdDev(const Tensor& t) {
   double sum = 0, sq = 0;

@@ -1,0 +1,126 @@
+// Shape, dtype and id-range checks for the embedding ops, then dispatch to the
+// CPU kernels.
+#include "core/ops/embedding.h"
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "core/status_macros.h"
+
+namespace pipetrain::ops {
+namespace cpu {
+// Defined in embedding_cpu.cc for float and double. Ids are already range-checked.
+template <typename T>
+void EmbeddingForward(const int32_t* ids, int64_t n, const T* table, int64_t d, T scale, T* y);
+template <typename T>
+void EmbeddingBackwardWeight(const int32_t* ids, int64_t n, const T* dy, int64_t d, T scale,
+                             T* dtable);
+template <typename T>
+void AddSinusoidalPositions(int64_t batch, int64_t len, int64_t d, T* x);
+}  // namespace cpu
+
+namespace {
+
+absl::Status CheckFloatCpu(absl::string_view op, absl::string_view name, const Tensor& t) {
+  PT_CHECK_ARG(t.defined(), op, ": ", name, " is an undefined tensor");
+  PT_CHECK_ARG(t.dtype() == DType::kF32 || t.dtype() == DType::kF64, op, ": ", name,
+               " must be f32 or f64, got ", DTypeName(t.dtype()));
+  if (t.device() != Device::kCpu) {
+    return absl::UnimplementedError(absl::StrCat(op, ": ", name, " is on ", DeviceName(t.device()),
+                                                 "; only the CPU implementation is built"));
+  }
+  return absl::OkStatus();
+}
+
+// The multi-dimensional index of flat element `flat` in `shape`, as "[i,j,k]".
+std::string IndexString(int64_t flat, const Shape& shape) {
+  Shape index(shape.size());
+  for (int i = static_cast<int>(shape.size()) - 1; i >= 0; --i) {
+    index[i] = flat % shape[i];
+    flat /= shape[i];
+  }
+  return ShapeString(index);
+}
+
+// ids must be i32 on the CPU with every value in [0, vocab).
+absl::Status CheckIds(absl::string_view op, const Tensor& ids, int64_t vocab) {
+  PT_CHECK_ARG(ids.defined(), op, ": ids is an undefined tensor");
+  PT_CHECK_ARG(ids.dtype() == DType::kI32, op, ": ids must be i32, got ", DTypeName(ids.dtype()));
+  if (ids.device() != Device::kCpu) {
+    return absl::UnimplementedError(absl::StrCat(op, ": ids is on ", DeviceName(ids.device()),
+                                                 "; only the CPU implementation is built"));
+  }
+  const int32_t* p = ids.data<int32_t>();
+  for (int64_t i = 0; i < ids.numel(); ++i) {
+    PT_CHECK_ARG(p[i] >= 0 && p[i] < vocab, op, ": id ", p[i], " at position ",
+                 IndexString(i, ids.shape()), " of ids ", ShapeString(ids.shape()),
+                 " is outside the vocabulary [0, ", vocab, ")");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckTable(absl::string_view op, absl::string_view name, const Tensor& table) {
+  PT_RETURN_IF_ERROR(CheckFloatCpu(op, name, table));
+  PT_CHECK_ARG(table.rank() == 2 && table.dim(0) > 0 && table.dim(1) > 0, op, ": ", name,
+               " must be a non-empty [vocab, d] matrix, got ", ShapeString(table.shape()));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<Tensor> EmbeddingForward(const Tensor& ids, const Tensor& table, double scale) {
+  constexpr absl::string_view kOp = "EmbeddingForward";
+  PT_RETURN_IF_ERROR(CheckTable(kOp, "table", table));
+  PT_RETURN_IF_ERROR(CheckIds(kOp, ids, table.dim(0)));
+  const int64_t d = table.dim(1);
+  Shape y_shape = ids.shape();
+  y_shape.push_back(d);
+  Tensor y = Tensor::Empty(y_shape, table.dtype());
+  if (table.dtype() == DType::kF32) {
+    cpu::EmbeddingForward<float>(ids.data<int32_t>(), ids.numel(), table.data<float>(), d,
+                                 static_cast<float>(scale), y.data<float>());
+  } else {
+    cpu::EmbeddingForward<double>(ids.data<int32_t>(), ids.numel(), table.data<double>(), d, scale,
+                                  y.data<double>());
+  }
+  return y;
+}
+
+absl::Status EmbeddingBackwardWeight(const Tensor& ids, const Tensor& dy, double scale,
+                                     Tensor& dtable) {
+  constexpr absl::string_view kOp = "EmbeddingBackwardWeight";
+  PT_RETURN_IF_ERROR(CheckTable(kOp, "dtable", dtable));
+  PT_RETURN_IF_ERROR(CheckFloatCpu(kOp, "dy", dy));
+  PT_CHECK_ARG(dy.dtype() == dtable.dtype(), kOp, ": dy is ", DTypeName(dy.dtype()),
+               " but dtable is ", DTypeName(dtable.dtype()), "; they must match");
+  PT_RETURN_IF_ERROR(CheckIds(kOp, ids, dtable.dim(0)));
+  const int64_t d = dtable.dim(1);
+  Shape want = ids.shape();
+  want.push_back(d);
+  PT_CHECK_ARG(dy.shape() == want, kOp, ": dy must be ", ShapeString(want), " (ids ",
+               ShapeString(ids.shape()), " by d = ", d, "), got ", ShapeString(dy.shape()));
+  if (dtable.dtype() == DType::kF32) {
+    cpu::EmbeddingBackwardWeight<float>(ids.data<int32_t>(), ids.numel(), dy.data<float>(), d,
+                                        static_cast<float>(scale), dtable.data<float>());
+  } else {
+    cpu::EmbeddingBackwardWeight<double>(ids.data<int32_t>(), ids.numel(), dy.data<double>(), d,
+                                         scale, dtable.data<double>());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status AddSinusoidalPositions(Tensor& x) {
+  constexpr absl::string_view kOp = "AddSinusoidalPositions";
+  PT_RETURN_IF_ERROR(CheckFloatCpu(kOp, "x", x));
+  PT_CHECK_ARG(x.rank() == 3, kOp, ": x must be [batch, time, d], got ", ShapeString(x.shape()));
+  if (x.dtype() == DType::kF32) {
+    cpu::AddSinusoidalPositions<float>(x.dim(0), x.dim(1), x.dim(2), x.data<float>());
+  } else {
+    cpu::AddSinusoidalPositions<double>(x.dim(0), x.dim(1), x.dim(2), x.data<double>());
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace pipetrain::ops

@@ -1,0 +1,47 @@
+#include "tests/testing/run_binary.h"
+
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <sstream>
+
+namespace pipetrain::testing {
+
+RunResult RunPipetrain(const std::string& args) {
+  RunResult result;
+  const std::string command = std::string("cd ") + PIPETRAIN_SOURCE_DIR + " && " +
+                              PIPETRAIN_BINARY + " " + args + " 2>&1";
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) return result;
+  char buffer[4096];
+  size_t n;
+  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) result.output.append(buffer, n);
+  const int status = pclose(pipe);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
+
+std::vector<double> StepValues(const std::string& output, const std::string& key) {
+  std::vector<double> values;
+  std::istringstream lines(output);
+  std::string line;
+  const std::string needle = " " + key + "=";
+  while (std::getline(lines, line)) {
+    if (line.find("] step ") == std::string::npos && line.rfind("step ", 0) != 0) continue;
+    const size_t at = line.find(needle);
+    if (at == std::string::npos) continue;
+    values.push_back(std::strtod(line.c_str() + at + needle.size(), nullptr));
+  }
+  return values;
+}
+
+std::string FinalDigest(const std::string& output) {
+  const size_t at = output.find("params_digest=");
+  if (at == std::string::npos) return "";
+  const size_t begin = at + std::string("params_digest=").size();
+  const size_t end = output.find_first_of(" \n", begin);
+  return output.substr(begin, end - begin);
+}
+
+}  // namespace pipetrain::testing

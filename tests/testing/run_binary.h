@@ -1,0 +1,25 @@
+// Runs the pipetrain binary from a test and parses what it prints.
+#ifndef PIPETRAIN_TESTS_TESTING_RUN_BINARY_H_
+#define PIPETRAIN_TESTS_TESTING_RUN_BINARY_H_
+
+#include <string>
+#include <vector>
+
+namespace pipetrain::testing {
+
+struct RunResult {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr together
+};
+
+// Runs `PIPETRAIN_BINARY args` from the source directory (so configs/... resolve).
+RunResult RunPipetrain(const std::string& args);
+
+// The values of `key=` on every "step" line, in order (e.g. key "loss").
+std::vector<double> StepValues(const std::string& output, const std::string& key);
+// The params_digest of the "final:" line, or "" when there is none.
+std::string FinalDigest(const std::string& output);
+
+}  // namespace pipetrain::testing
+
+#endif  // PIPETRAIN_TESTS_TESTING_RUN_BINARY_H_
