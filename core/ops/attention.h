@@ -33,6 +33,8 @@ absl::StatusOr<Tensor> AttentionForward(const Tensor& q, const Tensor& k, const 
                                         const AttentionOptions& options, AttentionSaved* saved);
 
 // Writes dq, dk, dv (no weights here, so there is no weight-gradient part).
+// Each output is replaced by a newly allocated tensor; whatever it held
+// before is released, never written into.
 absl::Status AttentionBackward(const Tensor& q, const Tensor& k, const Tensor& v,
                                const AttentionOptions& options, const AttentionSaved& saved,
                                const Tensor& dcontext, Tensor* dq, Tensor* dk, Tensor* dv);

@@ -13,7 +13,7 @@ namespace pipetrain::ops {
 
 // p must be in [0, 1); p == 0 returns x unchanged (the same storage).
 absl::StatusOr<Tensor> DropoutForward(const Tensor& x, double p, const RngKey& rng);
-// dx = mask · dy / (1 − p).
+// dx = mask · dy / (1 − p); p == 0 returns dy itself.
 absl::StatusOr<Tensor> DropoutBackward(const Tensor& dy, double p, const RngKey& rng);
 
 }  // namespace pipetrain::ops

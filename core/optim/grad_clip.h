@@ -13,7 +13,9 @@ namespace pipetrain {
 double SumOfSquares(const Tensor& t);
 
 // Scales `grads` by min(1, max_norm / norm) where norm = sqrt(sum_of_squares).
-// max_norm <= 0 disables clipping. Returns the norm before clipping.
+// max_norm <= 0 disables clipping. Returns the norm before clipping. A
+// non-finite norm is an InvalidArgument error and leaves `grads` untouched,
+// so the caller can skip the step instead of applying zeroed or NaN grads.
 absl::StatusOr<double> ClipToNorm(Tensor& grads, double sum_of_squares, double max_norm);
 
 }  // namespace pipetrain

@@ -1,0 +1,95 @@
+// Turning a spec file (plus an optional --config file and --set overrides)
+// into the one resolved, validated RunSpec a run uses.
+#include "core/config/spec_loader.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "core/status_macros.h"
+
+namespace pipetrain {
+namespace {
+
+bool UsesBranchNorm(const ModelSpec& m) {
+  if (m.norm() == BRANCHNORM) return true;
+  for (const NormOverride& o : m.norm_override()) {
+    if (o.norm() == BRANCHNORM) return true;
+  }
+  return false;
+}
+
+absl::StatusOr<std::string> ReadFile(const std::string& path, const std::string& what) {
+  std::FILE* file = std::fopen(path.c_str(), "rb");
+  if (file == nullptr) {
+    return absl::NotFoundError(
+        absl::StrCat("cannot read ", what, " '", path, "': ", std::strerror(errno)));
+  }
+  std::string text;
+  char buffer[1 << 16];
+  size_t n;
+  while ((n = std::fread(buffer, 1, sizeof(buffer), file)) > 0) text.append(buffer, n);
+  const bool failed = std::ferror(file) != 0;
+  const int error = errno;
+  std::fclose(file);
+  if (failed) {
+    return absl::NotFoundError(
+        absl::StrCat("cannot read ", what, " '", path, "': ", std::strerror(error)));
+  }
+  return text;
+}
+
+}  // namespace
+
+void ApplyDefaults(RunSpec* spec) {
+  ModelSpec& m = *spec->mutable_model();
+  if (m.max_positions() == 0) m.set_max_positions(1024);
+  if (m.layer_norm_eps() == 0) m.set_layer_norm_eps(1e-5f);
+  if (m.activation() == ACTIVATION_UNSPECIFIED) m.set_activation(GELU);
+  if (!m.has_tied_embeddings()) m.set_tied_embeddings(true);
+  if (UsesBranchNorm(m)) {
+    BranchNorm& b = *m.mutable_branch_norm();
+    if (b.shape() == BRANCH_NORM_SHAPE_UNSPECIFIED) b.set_shape(LINEAR_SCALE);
+    if (b.shape() == LINEAR_SCALE && b.start_scale() == 0) b.set_start_scale(0.1f);
+  }
+
+  TrainConfig& t = *spec->mutable_train();
+  AdamW& adamw = *t.mutable_adamw();
+  if (adamw.beta1() == 0) adamw.set_beta1(0.9f);
+  if (adamw.beta2() == 0) adamw.set_beta2(0.98f);
+  if (adamw.epsilon() == 0) adamw.set_epsilon(1e-8f);
+  if (t.lr_schedule() == LR_SCHEDULE_UNSPECIFIED) t.set_lr_schedule(INVERSE_SQRT);
+  if (t.microbatches() == 0) t.set_microbatches(1);
+  if (t.log_interval() == 0) t.set_log_interval(1);
+  if (t.dtype().empty()) t.set_dtype("f32");
+  SyntheticData& s = *t.mutable_synthetic();
+  if (s.task() == SYNTHETIC_TASK_UNSPECIFIED) s.set_task(REVERSE);
+  if (s.min_length() == 0) s.set_min_length(4);
+  if (s.max_length() == 0) s.set_max_length(12);
+}
+
+absl::StatusOr<RunSpec> LoadRunSpec(const std::string& spec_path, const std::string& config_path,
+                                    const std::vector<std::string>& overrides) {
+  PT_ASSIGN_OR_RETURN(const std::string spec_text, ReadFile(spec_path, "spec file"));
+  PT_ASSIGN_OR_RETURN(RunSpec spec, ParseRunSpecText(spec_text, spec_path));
+  std::string label = spec_path;
+  if (!config_path.empty()) {
+    PT_ASSIGN_OR_RETURN(const std::string config_text, ReadFile(config_path, "config file"));
+    PT_ASSIGN_OR_RETURN(const TrainConfig config, ParseTrainConfigText(config_text, config_path));
+    spec.mutable_train()->MergeFrom(config);
+    label = absl::StrCat(spec_path, " + ", config_path);
+  }
+  for (const std::string& assignment : overrides) {
+    PT_RETURN_IF_ERROR(ApplyOverride(&spec, assignment));
+  }
+  // Validation sees the spec before defaults fill it so that it can tell a
+  // missing train block from a bad one; it checks the defaulted values anyway.
+  PT_RETURN_IF_ERROR(ValidateRunSpec(spec, label));
+  ApplyDefaults(&spec);
+  return spec;
+}
+
+}  // namespace pipetrain

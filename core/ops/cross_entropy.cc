@@ -1,0 +1,105 @@
+#include "core/ops/cross_entropy.h"
+
+#include <cmath>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "core/status_macros.h"
+
+namespace pipetrain::ops {
+namespace cpu {
+// Defined in cross_entropy_cpu.cc. Targets are already validated.
+template <typename T>
+CrossEntropyStats CrossEntropyForward(const T* logits, const int32_t* targets, int64_t n, int64_t v,
+                                      double smoothing, int32_t ignore_index, T* logsumexp);
+template <typename T>
+void CrossEntropyBackward(const T* logits, const int32_t* targets, int64_t n, int64_t v,
+                          double smoothing, int32_t ignore_index, const T* logsumexp,
+                          double grad_scale, T* dlogits);
+}  // namespace cpu
+
+namespace {
+
+absl::Status CheckInputs(const char* op, const Tensor& logits, const Tensor& targets,
+                         double smoothing, int32_t ignore_index) {
+  PT_CHECK_ARG(logits.defined() && targets.defined(), op, ": logits and targets must be set");
+  if (logits.device() != Device::kCpu || targets.device() != Device::kCpu) {
+    return absl::UnimplementedError(
+        absl::StrCat(op, ": only CPU tensors are supported in this build"));
+  }
+  PT_CHECK_ARG(logits.rank() == 2, op, ": logits must be [N, V], got ",
+               ShapeString(logits.shape()));
+  PT_CHECK_ARG(logits.dtype() == DType::kF32 || logits.dtype() == DType::kF64, op,
+               ": logits have dtype ", DTypeName(logits.dtype()), "; expected f32 or f64");
+  const int64_t n = logits.dim(0);
+  const int64_t v = logits.dim(1);
+  PT_CHECK_ARG(v >= 1, op, ": the vocabulary dimension of logits ", ShapeString(logits.shape()),
+               " is empty");
+  PT_CHECK_ARG(targets.dtype() == DType::kI32, op, ": targets have dtype ",
+               DTypeName(targets.dtype()), "; expected i32");
+  PT_CHECK_ARG(targets.rank() == 1 && targets.dim(0) == n, op, ": targets have shape ",
+               ShapeString(targets.shape()), "; expected [", n, "] to match logits ",
+               ShapeString(logits.shape()));
+  PT_CHECK_ARG(smoothing >= 0.0 && smoothing <= 1.0, op, ": label smoothing ", smoothing,
+               " is outside [0, 1]");
+  const int32_t* t = targets.data<int32_t>();
+  for (int64_t i = 0; i < n; ++i) {
+    if (t[i] == ignore_index) continue;
+    PT_CHECK_ARG(t[i] >= 0 && t[i] < v, op, ": targets[", i, "] = ", t[i],
+                 " is outside the vocabulary [0, ", v, ") and is not ignore_index (", ignore_index,
+                 ")");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<CrossEntropyStats> CrossEntropyForward(const Tensor& logits, const Tensor& targets,
+                                                      double smoothing, int32_t ignore_index,
+                                                      CrossEntropySaved* saved) {
+  PT_RETURN_IF_ERROR(CheckInputs("CrossEntropyForward", logits, targets, smoothing, ignore_index));
+  const int64_t n = logits.dim(0);
+  const int64_t v = logits.dim(1);
+  Tensor lse = Tensor::Empty({n}, logits.dtype());
+  CrossEntropyStats stats;
+  if (logits.dtype() == DType::kF32) {
+    stats = cpu::CrossEntropyForward<float>(logits.data<float>(), targets.data<int32_t>(), n, v,
+                                            smoothing, ignore_index, lse.data<float>());
+  } else {
+    stats = cpu::CrossEntropyForward<double>(logits.data<double>(), targets.data<int32_t>(), n, v,
+                                             smoothing, ignore_index, lse.data<double>());
+  }
+  if (saved != nullptr) saved->logsumexp = std::move(lse);
+  return stats;
+}
+
+absl::StatusOr<Tensor> CrossEntropyBackward(const Tensor& logits, const Tensor& targets,
+                                            double smoothing, int32_t ignore_index,
+                                            const CrossEntropySaved& saved, double grad_scale) {
+  PT_RETURN_IF_ERROR(CheckInputs("CrossEntropyBackward", logits, targets, smoothing, ignore_index));
+  const int64_t n = logits.dim(0);
+  const int64_t v = logits.dim(1);
+  const Tensor& lse = saved.logsumexp;
+  PT_CHECK_ARG(lse.defined(),
+               "CrossEntropyBackward: saved.logsumexp is not set; run "
+               "CrossEntropyForward with a saved struct first");
+  PT_CHECK_ARG(
+      lse.device() == Device::kCpu && lse.dtype() == logits.dtype() && lse.shape() == Shape{n},
+      "CrossEntropyBackward: saved.logsumexp is ", lse.DebugString(), "; expected ",
+      DTypeName(logits.dtype()), " [", n, "] from the forward of these logits");
+  PT_CHECK_ARG(std::isfinite(grad_scale), "CrossEntropyBackward: grad_scale ", grad_scale,
+               " is not finite");
+  Tensor dlogits = Tensor::Empty(logits.shape(), logits.dtype());
+  if (logits.dtype() == DType::kF32) {
+    cpu::CrossEntropyBackward<float>(logits.data<float>(), targets.data<int32_t>(), n, v, smoothing,
+                                     ignore_index, lse.data<float>(), grad_scale,
+                                     dlogits.data<float>());
+  } else {
+    cpu::CrossEntropyBackward<double>(logits.data<double>(), targets.data<int32_t>(), n, v,
+                                      smoothing, ignore_index, lse.data<double>(), grad_scale,
+                                      dlogits.data<double>());
+  }
+  return dlogits;
+}
+
+}  // namespace pipetrain::ops

@@ -1,0 +1,49 @@
+#include "core/ops/dropout.h"
+
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "core/status_macros.h"
+
+namespace pipetrain::ops {
+namespace cpu {
+// Defined in dropout_cpu.cc: out[i] = Uniform(i) < p ? 0 : in[i] / (1 − p).
+template <typename T>
+void DropoutApply(const T* in, T* out, int64_t n, double p, const RngKey& rng);
+}  // namespace cpu
+
+namespace {
+
+absl::StatusOr<Tensor> ApplyMask(const Tensor& in, double p, const RngKey& rng, const char* op,
+                                 const char* arg) {
+  // Written so that NaN fails too.
+  PT_CHECK_ARG(p >= 0.0 && p < 1.0, op, ": dropout probability p = ", p, " is outside [0, 1)");
+  PT_CHECK_ARG(in.defined(), op, ": ", arg, " is not set");
+  if (in.device() != Device::kCpu) {
+    return absl::UnimplementedError(absl::StrCat(op, ": ", arg, " is on ", DeviceName(in.device()),
+                                                 "; only CPU tensors are supported in this build"));
+  }
+  PT_CHECK_ARG(in.dtype() == DType::kF32 || in.dtype() == DType::kF64, op, ": ", arg, " has dtype ",
+               DTypeName(in.dtype()), "; expected f32 or f64");
+  // p == 0 is the evaluation path: no copy, the caller gets its own tensor back.
+  if (p == 0.0) return in;
+  Tensor out = Tensor::Empty(in.shape(), in.dtype());
+  if (in.dtype() == DType::kF32) {
+    cpu::DropoutApply<float>(in.data<float>(), out.data<float>(), in.numel(), p, rng);
+  } else {
+    cpu::DropoutApply<double>(in.data<double>(), out.data<double>(), in.numel(), p, rng);
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<Tensor> DropoutForward(const Tensor& x, double p, const RngKey& rng) {
+  return ApplyMask(x, p, rng, "DropoutForward", "x");
+}
+
+absl::StatusOr<Tensor> DropoutBackward(const Tensor& dy, double p, const RngKey& rng) {
+  return ApplyMask(dy, p, rng, "DropoutBackward", "dy");
+}
+
+}  // namespace pipetrain::ops

@@ -1,0 +1,85 @@
+#include "core/optim/adamw.h"
+
+#include <cmath>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "core/status_macros.h"
+
+namespace pipetrain {
+namespace {
+
+// Below this a parallel region costs more than the update it splits.
+constexpr int64_t kMinParallelElements = int64_t{1} << 15;
+
+// Each element is updated on its own, with the arithmetic in double, so the
+// result does not depend on how the loop is split over threads.
+template <typename T>
+void Update(const AdamWHyper& hyper, int64_t step, int64_t n, T* params, const T* grads, T* m,
+            T* v) {
+  const double beta1 = hyper.beta1;
+  const double beta2 = hyper.beta2;
+  const double correction1 = 1.0 - std::pow(beta1, static_cast<double>(step));
+  const double correction2 = 1.0 - std::pow(beta2, static_cast<double>(step));
+  const double lr = hyper.lr;
+  const double eps = hyper.epsilon;
+  const double decay = hyper.weight_decay;
+#pragma omp parallel for schedule(static) if (n >= kMinParallelElements)
+  for (int64_t i = 0; i < n; ++i) {
+    const double g = grads[i];
+    const double mi = beta1 * m[i] + (1.0 - beta1) * g;
+    const double vi = beta2 * v[i] + (1.0 - beta2) * g * g;
+    m[i] = static_cast<T>(mi);
+    v[i] = static_cast<T>(vi);
+    const double m_hat = mi / correction1;
+    const double v_hat = vi / correction2;
+    const double p = params[i];
+    params[i] = static_cast<T>(p - lr * (m_hat / (std::sqrt(v_hat) + eps) + decay * p));
+  }
+}
+
+}  // namespace
+
+absl::Status AdamWStep(const AdamWHyper& hyper, int64_t step, Tensor& params, const Tensor& grads,
+                       Tensor& m, Tensor& v) {
+  PT_CHECK_ARG(step >= 1, "AdamWStep: step = ", step, " must be >= 1 (1 is the first update)");
+  PT_CHECK_ARG(std::isfinite(hyper.lr) && hyper.lr >= 0.0, "AdamWStep: lr = ", hyper.lr,
+               " must be finite and >= 0");
+  PT_CHECK_ARG(hyper.beta1 >= 0.0 && hyper.beta1 < 1.0, "AdamWStep: beta1 = ", hyper.beta1,
+               " is outside [0, 1)");
+  PT_CHECK_ARG(hyper.beta2 >= 0.0 && hyper.beta2 < 1.0, "AdamWStep: beta2 = ", hyper.beta2,
+               " is outside [0, 1)");
+  PT_CHECK_ARG(std::isfinite(hyper.epsilon) && hyper.epsilon > 0.0,
+               "AdamWStep: epsilon = ", hyper.epsilon, " must be finite and > 0");
+  PT_CHECK_ARG(std::isfinite(hyper.weight_decay) && hyper.weight_decay >= 0.0,
+               "AdamWStep: weight_decay = ", hyper.weight_decay, " must be finite and >= 0");
+  PT_CHECK_ARG(params.defined() && grads.defined() && m.defined() && v.defined(),
+               "AdamWStep: params, grads, m and v must all be set");
+  const DType dtype = params.dtype();
+  PT_CHECK_ARG(dtype == DType::kF32 || dtype == DType::kF64, "AdamWStep: params have dtype ",
+               DTypeName(dtype), "; expected f32 or f64");
+  struct Named {
+    const char* name;
+    const Tensor* t;
+  };
+  for (const Named& x :
+       {Named{"params", &params}, Named{"grads", &grads}, Named{"m", &m}, Named{"v", &v}}) {
+    if (x.t->device() != Device::kCpu) {
+      return absl::UnimplementedError(absl::StrCat(
+          "AdamWStep: ", x.name, " is ", x.t->DebugString(), "; only CPU tensors are supported"));
+    }
+    PT_CHECK_ARG(x.t->dtype() == dtype && x.t->numel() == params.numel(), "AdamWStep: ", x.name,
+                 " is ", x.t->DebugString(), "; expected ", DTypeName(dtype), " with ",
+                 params.numel(), " elements like params");
+  }
+  if (dtype == DType::kF32) {
+    Update<float>(hyper, step, params.numel(), params.data<float>(), grads.data<float>(),
+                  m.data<float>(), v.data<float>());
+  } else {
+    Update<double>(hyper, step, params.numel(), params.data<double>(), grads.data<double>(),
+                   m.data<double>(), v.data<double>());
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace pipetrain

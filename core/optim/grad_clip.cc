@@ -1,0 +1,81 @@
+#include "core/optim/grad_clip.h"
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "core/status_macros.h"
+
+namespace pipetrain {
+namespace {
+
+// Below this a parallel region costs more than the scaling it splits.
+constexpr int64_t kMinParallelElements = int64_t{1} << 15;
+
+template <typename T>
+double SumSquares(const T* x, int64_t n) {
+  // One serial pass in index order: the same bits on every run and thread count.
+  double sum = 0.0;
+  for (int64_t i = 0; i < n; ++i) {
+    const double value = x[i];
+    sum += value * value;
+  }
+  return sum;
+}
+
+template <typename T>
+void Scale(T* x, int64_t n, double factor) {
+#pragma omp parallel for schedule(static) if (n >= kMinParallelElements)
+  for (int64_t i = 0; i < n; ++i) x[i] = static_cast<T>(x[i] * factor);
+}
+
+}  // namespace
+
+double SumOfSquares(const Tensor& t) {
+  if (!t.defined() || t.numel() == 0) return 0.0;
+  if (t.device() != Device::kCpu) {
+    std::fprintf(stderr, "pipetrain: SumOfSquares of %s on the CPU path\n",
+                 t.DebugString().c_str());
+    std::abort();
+  }
+  switch (t.dtype()) {
+    case DType::kF32:
+      return SumSquares(t.data<float>(), t.numel());
+    case DType::kF64:
+      return SumSquares(t.data<double>(), t.numel());
+    default:
+      // Gradients are f32 or f64 by construction; anything else is a bug in the caller.
+      std::fprintf(stderr, "pipetrain: SumOfSquares of %s\n", t.DebugString().c_str());
+      std::abort();
+  }
+}
+
+absl::StatusOr<double> ClipToNorm(Tensor& grads, double sum_of_squares, double max_norm) {
+  PT_CHECK_ARG(grads.defined() && grads.device() == Device::kCpu &&
+                   (grads.dtype() == DType::kF32 || grads.dtype() == DType::kF64),
+               "ClipToNorm: grads are ", grads.defined() ? grads.DebugString() : "unset",
+               "; expected cpu f32 or f64");
+  PT_CHECK_ARG(!std::isnan(max_norm), "ClipToNorm: max_norm is NaN");
+  PT_CHECK_ARG(!(sum_of_squares < 0.0), "ClipToNorm: sum_of_squares = ", sum_of_squares,
+               " is negative");
+  const double norm = std::sqrt(sum_of_squares);
+  // Scaling by max_norm / inf would zero the gradients and hide the blow-up;
+  // refuse instead, leaving the gradients as they are, so the caller can skip the step.
+  if (!std::isfinite(norm)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "ClipToNorm: the gradient norm is not finite (sum of squares = ", sum_of_squares,
+        "); the gradients were left unscaled"));
+  }
+  if (max_norm <= 0.0 || norm <= max_norm) return norm;
+  const double factor = max_norm / norm;
+  if (grads.dtype() == DType::kF32) {
+    Scale(grads.data<float>(), grads.numel(), factor);
+  } else {
+    Scale(grads.data<double>(), grads.numel(), factor);
+  }
+  return norm;
+}
+
+}  // namespace pipetrain

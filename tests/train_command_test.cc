@@ -1,0 +1,82 @@
+// `pipetrain train` end to end, as a user runs it.
+#include <string>
+
+#include "gtest/gtest.h"
+#include "tests/testing/run_binary.h"
+
+namespace pipetrain {
+namespace {
+
+using testing::FinalDigest;
+using testing::RunPipetrain;
+using testing::StepValues;
+
+TEST(TrainCommandTest, SameSeedSameDigestOtherSeedOther) {
+  const auto a = RunPipetrain("train --spec configs/tiny.pbtxt --steps 3 --seed 7");
+  const auto b = RunPipetrain("train --spec configs/tiny.pbtxt --steps 3 --seed 7");
+  const auto c = RunPipetrain("train --spec configs/tiny.pbtxt --steps 3 --seed 8");
+  ASSERT_EQ(a.exit_code, 0) << a.output;
+  ASSERT_EQ(c.exit_code, 0) << c.output;
+  EXPECT_EQ(StepValues(a.output, "loss").size(), 3u) << a.output;
+  EXPECT_FALSE(FinalDigest(a.output).empty()) << a.output;
+  EXPECT_EQ(FinalDigest(a.output), FinalDigest(b.output));
+  EXPECT_NE(FinalDigest(a.output), FinalDigest(c.output));
+  EXPECT_NE(a.output.find("final: step=3 "), std::string::npos) << a.output;
+}
+
+TEST(TrainCommandTest, SetOverridesChangeTheRun) {
+  const auto base = RunPipetrain("train --spec configs/tiny.pbtxt --steps 2");
+  const auto changed =
+      RunPipetrain("train --spec configs/tiny.pbtxt --steps 2 --set train.lr=0.0001");
+  ASSERT_EQ(base.exit_code, 0) << base.output;
+  ASSERT_EQ(changed.exit_code, 0) << changed.output;
+  EXPECT_NE(FinalDigest(base.output), FinalDigest(changed.output));
+  const auto pre_ln =
+      RunPipetrain("train --spec configs/tiny.pbtxt --steps 2 --set norm=PRE_LN");
+  ASSERT_EQ(pre_ln.exit_code, 0) << pre_ln.output;
+  EXPECT_NE(pre_ln.output.find("PRE_LN"), std::string::npos) << pre_ln.output;
+}
+
+TEST(TrainCommandTest, BadInputIsReportedNotCrashed) {
+  auto r = RunPipetrain("train --spec configs/tiny.pbtxt --set model.d_model=30");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("d_model"), std::string::npos) << r.output;
+  r = RunPipetrain("train --spec configs/does_not_exist.pbtxt");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("does_not_exist.pbtxt"), std::string::npos) << r.output;
+  r = RunPipetrain("train");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("--spec"), std::string::npos) << r.output;
+  r = RunPipetrain("fly");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+}
+
+TEST(TrainCommandTest, MicrobatchesAccumulateToTheSameGradient) {
+  // Splitting a step into micro-batches changes only summation order.
+  const auto one = RunPipetrain("train --spec configs/tiny.pbtxt --steps 2 --set dtype=f64");
+  const auto four = RunPipetrain(
+      "train --spec configs/tiny.pbtxt --steps 2 --set dtype=f64 --set microbatches=4 "
+      "--set attention_dropout=0 --set activation_dropout=0 --set residual_dropout=0");
+  const auto one_nodrop = RunPipetrain(
+      "train --spec configs/tiny.pbtxt --steps 2 --set dtype=f64 "
+      "--set attention_dropout=0 --set activation_dropout=0 --set residual_dropout=0");
+  ASSERT_EQ(one.exit_code, 0) << one.output;
+  ASSERT_EQ(four.exit_code, 0) << four.output;
+  const auto l1 = StepValues(one_nodrop.output, "loss");
+  const auto l4 = StepValues(four.output, "loss");
+  ASSERT_EQ(l1.size(), 2u);
+  ASSERT_EQ(l4.size(), 2u);
+  EXPECT_NEAR(l1[0], l4[0], 1e-9);
+  EXPECT_NEAR(l1[1], l4[1], 1e-6);
+}
+
+TEST(TrainCommandTest, TinyConfigHalvesItsLoss) {
+  const auto r = RunPipetrain("train --spec configs/tiny.pbtxt");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto loss = StepValues(r.output, "loss");
+  ASSERT_GE(loss.size(), 10u) << r.output;
+  EXPECT_LT(loss.back(), 0.5 * loss.front()) << r.output;
+}
+
+}  // namespace
+}  // namespace pipetrain
