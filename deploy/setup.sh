@@ -11,7 +11,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 packages=(build-essential cmake pkg-config git
           protobuf-compiler libprotobuf-dev libabsl-dev
           libgtest-dev libgmock-dev googletest libbenchmark-dev
-          openmpi-bin libopenmpi-dev libopenblas-dev clang-format)
+          openmpi-bin libopenmpi-dev libopenblas-dev libopenblas-openmp-dev clang-format)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -108,7 +108,12 @@ INSTANTIATE_TEST_SUITE_P(Kinds, ModelGradientTest,
                          ::testing::Values(ModelCase{ENCODER_DECODER, DEEPNORM, false},
                                            ModelCase{ENCODER_DECODER, PRE_LN, true},
                                            ModelCase{DECODER_ONLY, FOUNDATION_LN, false},
-                                           ModelCase{ENCODER_ONLY, UPSCALE_LN, false}));
+                                           ModelCase{ENCODER_ONLY, UPSCALE_LN, false}),
+                         [](const ::testing::TestParamInfo<ModelCase>& info) {
+                           return ModelKind_Name(info.param.kind) + "_" +
+                                  ResidualNorm_Name(info.param.norm) +
+                                  (info.param.untied ? "_Untied" : "");
+                         });
 
 double StdDev(const Tensor& t) {
   double sum = 0, sq = 0;
