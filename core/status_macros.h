@@ -9,10 +9,10 @@
 #define PT_CONCAT_(a, b) PT_CONCAT_INNER_(a, b)
 
 // Returns from the enclosing function when `expr` is not OK.
-#define PT_RETURN_IF_ERROR(expr)                   \
-  do {                                             \
-    ::absl::Status pt_status_ = (expr);            \
-    if (!pt_status_.ok()) return pt_status_;       \
+#define PT_RETURN_IF_ERROR(expr)             \
+  do {                                       \
+    ::absl::Status pt_status_ = (expr);      \
+    if (!pt_status_.ok()) return pt_status_; \
   } while (0)
 
 // `PT_ASSIGN_OR_RETURN(auto x, Foo());` binds the value or returns the error.
@@ -24,8 +24,8 @@
   lhs = std::move(tmp).value()
 
 // Fails with InvalidArgument carrying a formatted message when `cond` is false.
-#define PT_CHECK_ARG(cond, ...)                                            \
-  do {                                                                     \
+#define PT_CHECK_ARG(cond, ...)                                                  \
+  do {                                                                           \
     if (!(cond)) return ::absl::InvalidArgumentError(absl::StrCat(__VA_ARGS__)); \
   } while (0)
 

@@ -45,7 +45,9 @@ int64_t NumElements(const Shape& shape) {
   return n;
 }
 
-std::string ShapeString(const Shape& shape) { return absl::StrCat("[", absl::StrJoin(shape, ","), "]"); }
+std::string ShapeString(const Shape& shape) {
+  return absl::StrCat("[", absl::StrJoin(shape, ","), "]");
+}
 
 Storage::Storage(size_t bytes, Device device) : bytes_(bytes), device_(device) {
   if (device != Device::kCpu) {
@@ -150,8 +152,7 @@ Tensor Tensor::View(int64_t offset, const Shape& shape) const {
   int64_t n = NumElements(shape);
   if (offset < 0 || offset + n > numel_) {
     std::fprintf(stderr, "pipetrain: view [%lld, +%lld) out of range of %s\n",
-                 static_cast<long long>(offset), static_cast<long long>(n),
-                 DebugString().c_str());
+                 static_cast<long long>(offset), static_cast<long long>(n), DebugString().c_str());
     std::abort();
   }
   Tensor t = *this;

@@ -51,11 +51,17 @@ class Storage {
 template <typename T>
 constexpr DType DTypeOf();
 template <>
-constexpr DType DTypeOf<float>() { return DType::kF32; }
+constexpr DType DTypeOf<float>() {
+  return DType::kF32;
+}
 template <>
-constexpr DType DTypeOf<double>() { return DType::kF64; }
+constexpr DType DTypeOf<double>() {
+  return DType::kF64;
+}
 template <>
-constexpr DType DTypeOf<int32_t>() { return DType::kI32; }
+constexpr DType DTypeOf<int32_t>() {
+  return DType::kI32;
+}
 
 class Tensor {
  public:
@@ -65,8 +71,7 @@ class Tensor {
   static Tensor Empty(const Shape& shape, DType dtype, Device device = Device::kCpu);
   static Tensor Zeros(const Shape& shape, DType dtype, Device device = Device::kCpu);
   // Copies `values` (converted to `dtype`, which must be f32 or f64).
-  static Tensor FromVector(const std::vector<double>& values, const Shape& shape,
-                           DType dtype);
+  static Tensor FromVector(const std::vector<double>& values, const Shape& shape, DType dtype);
   static Tensor FromInts(const std::vector<int32_t>& values, const Shape& shape);
 
   bool defined() const { return storage_ != nullptr; }

@@ -11,9 +11,9 @@ namespace pipetrain {
 // options are taken out. `--set` may repeat, which absl flags do not allow,
 // so it is collected here before absl parses the rest.
 struct CommandLine {
-  std::string subcommand;             // empty when none was given
-  std::vector<std::string> overrides; // the values of every --set, in order
-  std::vector<char*> absl_argv;       // argv[0] and the flags for absl::ParseCommandLine
+  std::string subcommand;              // empty when none was given
+  std::vector<std::string> overrides;  // the values of every --set, in order
+  std::vector<char*> absl_argv;        // argv[0] and the flags for absl::ParseCommandLine
 };
 
 CommandLine SplitCommandLine(int argc, char** argv);

@@ -24,8 +24,9 @@ namespace {
 
 std::string FormatDuration(double seconds) {
   if (seconds < 60) return absl::StrFormat("%.0fs", seconds);
-  if (seconds < 3600) return absl::StrFormat("%dm%02ds", static_cast<int>(seconds) / 60,
-                                             static_cast<int>(seconds) % 60);
+  if (seconds < 3600)
+    return absl::StrFormat("%dm%02ds", static_cast<int>(seconds) / 60,
+                           static_cast<int>(seconds) % 60);
   return absl::StrFormat("%dh%02dm", static_cast<int>(seconds) / 3600,
                          (static_cast<int>(seconds) % 3600) / 60);
 }
@@ -45,14 +46,16 @@ absl::Status RunTrainCommand(const std::vector<std::string>& overrides_in) {
   if (absl::GetFlag(FLAGS_seed) >= 0) {
     overrides.push_back(absl::StrCat("train.seed=", absl::GetFlag(FLAGS_seed)));
   }
-  PT_ASSIGN_OR_RETURN(RunSpec spec,
-                      LoadRunSpec(spec_path, absl::GetFlag(FLAGS_config), overrides));
+  PT_ASSIGN_OR_RETURN(RunSpec spec, LoadRunSpec(spec_path, absl::GetFlag(FLAGS_config), overrides));
   const TrainConfig& train = spec.train();
+  // The resolved spec (file, --config, --set and defaults together), so a log
+  // says exactly what ran.
+  LogInfo("train", "resolved spec: %s", spec.ShortDebugString());
   PT_ASSIGN_OR_RETURN(std::unique_ptr<Trainer> trainer, Trainer::Create(spec));
   LogInfo("train", "model %s: %s, %d+%d layers, d=%d, ffn=%d, heads=%d, %s, %d parameters (%s)",
-          spec.model().name(), ModelKind_Name(spec.model().kind()),
-          spec.model().encoder_layers(), spec.model().decoder_layers(), spec.model().d_model(),
-          spec.model().ffn_dim(), spec.model().heads(), ResidualNorm_Name(spec.model().norm()),
+          spec.model().name(), ModelKind_Name(spec.model().kind()), spec.model().encoder_layers(),
+          spec.model().decoder_layers(), spec.model().d_model(), spec.model().ffn_dim(),
+          spec.model().heads(), ResidualNorm_Name(spec.model().norm()),
           trainer->model().params().total_elements(), train.dtype());
 
   std::ofstream metrics_file;

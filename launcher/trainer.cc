@@ -78,8 +78,7 @@ absl::StatusOr<StepMetrics> Trainer::Step() {
   const double tokens = static_cast<double>(std::max<int64_t>(metrics.target_tokens, 1));
   metrics.loss = loss_sum / tokens;
   metrics.nll = nll_sum / tokens;
-  metrics.seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  metrics.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (!std::isfinite(metrics.loss) || !std::isfinite(metrics.grad_norm)) {
     return absl::InternalError(absl::StrCat(
         "training diverged at step ", step_, ": loss=", metrics.loss, " grad_norm=",

@@ -16,15 +16,15 @@
 namespace pipetrain {
 
 struct StepMetrics {
-  int64_t step = 0;           // 1-based number of the update just made
-  double loss = 0;            // smoothed loss per target token (nats)
-  double nll = 0;             // −log p(target) per target token (nats)
+  int64_t step = 0;  // 1-based number of the update just made
+  double loss = 0;   // smoothed loss per target token (nats)
+  double nll = 0;    // −log p(target) per target token (nats)
   double lr = 0;
   double grad_norm = 0;       // before clipping
   int64_t target_tokens = 0;  // label tokens of the step
   int64_t source_tokens = 0;  // non-pad source tokens of the step
   int sentences = 0;
-  double seconds = 0;         // wall time of the step
+  double seconds = 0;  // wall time of the step
 };
 
 class Trainer {

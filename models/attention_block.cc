@@ -65,9 +65,9 @@ absl::StatusOr<Tensor> AttentionBlock::Forward(const StepContext& ctx, int layer
   }
   if (sub_gamma_ >= 0) {
     saved->scaled = o_in;
-    PT_ASSIGN_OR_RETURN(o_in, ops::LayerNormForward(o_in, store_.param(sub_gamma_),
-                                                    store_.param(sub_beta_), config_.eps,
-                                                    &saved->sub_ln));
+    PT_ASSIGN_OR_RETURN(
+        o_in, ops::LayerNormForward(o_in, store_.param(sub_gamma_), store_.param(sub_beta_),
+                                    config_.eps, &saved->sub_ln));
   }
   saved->o_in = o_in;
   const Tensor bo = store_.param(bo_);
@@ -78,28 +78,27 @@ absl::StatusOr<Tensor> AttentionBlock::Forward(const StepContext& ctx, int layer
                                config_.eps, &saved->post_ln);
 }
 
-absl::StatusOr<Tensor> AttentionBlock::BackwardInput(const StepContext& ctx,
-                                                     AttentionSaved* saved, const Tensor& dout,
-                                                     Tensor* dmemory) const {
+absl::StatusOr<Tensor> AttentionBlock::BackwardInput(const StepContext& ctx, AttentionSaved* saved,
+                                                     const Tensor& dout, Tensor* dmemory) const {
   Tensor d_o_out = dout;
   if (post_gamma_ >= 0) {
     saved->d_post_ln_out = dout;
-    PT_ASSIGN_OR_RETURN(d_o_out, ops::LayerNormBackwardInput(
-                                     saved->o_out, store_.param(post_gamma_), saved->post_ln, dout));
+    PT_ASSIGN_OR_RETURN(
+        d_o_out,
+        ops::LayerNormBackwardInput(saved->o_out, store_.param(post_gamma_), saved->post_ln, dout));
   }
   saved->d_o_out = d_o_out;
   PT_ASSIGN_OR_RETURN(Tensor d_o_in, ops::LinearBackwardInput(d_o_out, store_.param(wo_)));
   Tensor dcontext = d_o_in;
   if (sub_gamma_ >= 0) {
     saved->d_sub_ln_out = d_o_in;
-    PT_ASSIGN_OR_RETURN(dcontext, ops::LayerNormBackwardInput(saved->scaled,
-                                                              store_.param(sub_gamma_),
-                                                              saved->sub_ln, d_o_in));
+    PT_ASSIGN_OR_RETURN(dcontext,
+                        ops::LayerNormBackwardInput(saved->scaled, store_.param(sub_gamma_),
+                                                    saved->sub_ln, d_o_in));
   }
   if (head_scale_ >= 0) {
     saved->d_scaled = dcontext;
-    PT_ASSIGN_OR_RETURN(dcontext, ops::HeadScaleBackwardInput(store_.param(head_scale_),
-                                                              dcontext));
+    PT_ASSIGN_OR_RETURN(dcontext, ops::HeadScaleBackwardInput(store_.param(head_scale_), dcontext));
   }
   PT_RETURN_IF_ERROR(ops::AttentionBackward(saved->q, saved->k, saved->v, saved->options,
                                             saved->attention, dcontext, &saved->dq, &saved->dk,

@@ -22,10 +22,10 @@ struct AttentionConfig {
   int64_t d_model = 0;
   int heads = 1;
   bool causal = false;
-  bool cross = false;         // keys and values from the encoder output
+  bool cross = false;  // keys and values from the encoder output
   ResidualNorm norm = POST_LN;
   double value_output_gain = 1.0;  // DeepNorm's β on V and O; Q and K keep gain 1
-  double dropout = 0.0;       // on attention probabilities
+  double dropout = 0.0;            // on attention probabilities
   double eps = 1e-5;
 };
 
@@ -34,11 +34,11 @@ struct AttentionSaved {
   Tensor q, k, v;
   ops::AttentionOptions options;
   ops::AttentionSaved attention;
-  Tensor context;            // attention output, [B, T, d]
-  Tensor scaled;             // after NormFormer's head scale
+  Tensor context;  // attention output, [B, T, d]
+  Tensor scaled;   // after NormFormer's head scale
   ops::LayerNormSaved sub_ln;
-  Tensor o_in;               // output projection input
-  Tensor o_out;              // output projection output (NormFormer's LN input)
+  Tensor o_in;   // output projection input
+  Tensor o_out;  // output projection output (NormFormer's LN input)
   ops::LayerNormSaved post_ln;
   // Recorded by BackwardInput for BackwardWeight.
   Tensor dq, dk, dv, d_o_out, d_post_ln_out, d_sub_ln_out, d_scaled;

@@ -27,18 +27,17 @@ absl::StatusOr<Tensor> FfnBlock::Forward(const StepContext& ctx, int layer, cons
   PT_ASSIGN_OR_RETURN(Tensor a, ops::ActivationForward(config_.activation, saved->pre_act));
   if (inner_gamma_ >= 0) {
     saved->act = a;
-    PT_ASSIGN_OR_RETURN(a, ops::LayerNormForward(a, store_.param(inner_gamma_),
-                                                 store_.param(inner_beta_), config_.eps,
-                                                 &saved->inner_ln));
+    PT_ASSIGN_OR_RETURN(
+        a, ops::LayerNormForward(a, store_.param(inner_gamma_), store_.param(inner_beta_),
+                                 config_.eps, &saved->inner_ln));
   }
   const double p = ctx.training ? config_.dropout : 0.0;
-  PT_ASSIGN_OR_RETURN(saved->fc2_in,
-                      ops::DropoutForward(a, p, ctx.Key(layer, kSiteFfnActivation)));
+  PT_ASSIGN_OR_RETURN(saved->fc2_in, ops::DropoutForward(a, p, ctx.Key(layer, kSiteFfnActivation)));
   return ops::LinearForward(saved->fc2_in, store_.param(w2_), &b2);
 }
 
-absl::StatusOr<Tensor> FfnBlock::BackwardInput(const StepContext& ctx, int layer,
-                                               FfnSaved* saved, const Tensor& dout) const {
+absl::StatusOr<Tensor> FfnBlock::BackwardInput(const StepContext& ctx, int layer, FfnSaved* saved,
+                                               const Tensor& dout) const {
   saved->d_fc2_out = dout;
   PT_ASSIGN_OR_RETURN(Tensor d_fc2_in, ops::LinearBackwardInput(dout, store_.param(w2_)));
   const double p = ctx.training ? config_.dropout : 0.0;

@@ -29,7 +29,7 @@ struct FfnSaved {
   Tensor pre_act;  // fc1 output
   Tensor act;      // activation output (inner LN input)
   ops::LayerNormSaved inner_ln;
-  Tensor fc2_in;   // after the inner LN and dropout
+  Tensor fc2_in;  // after the inner LN and dropout
   // Recorded by BackwardInput for BackwardWeight.
   Tensor d_fc2_out, d_inner_ln_out, d_pre_act;
 };

@@ -8,9 +8,7 @@
 
 namespace pipetrain {
 
-bool IsPreNorm(ResidualNorm norm) {
-  return norm == PRE_LN || norm == NORMFORMER || norm == SUBLN;
-}
+bool IsPreNorm(ResidualNorm norm) { return norm == PRE_LN || norm == NORMFORMER || norm == SUBLN; }
 
 ResidualJoin::ResidualJoin(ParameterStore& store, const std::string& prefix,
                            const JoinConfig& config)
@@ -56,8 +54,8 @@ absl::StatusOr<Tensor> ResidualJoin::Exit(const StepContext& ctx, int layer, int
       if (progress < 1.0) {
         saved->f = f;
         saved->power_norm = true;
-        PT_ASSIGN_OR_RETURN(f, ops::PowerNormForward(f, 1.0 - progress, config_.eps,
-                                                     &saved->power));
+        PT_ASSIGN_OR_RETURN(f,
+                            ops::PowerNormForward(f, 1.0 - progress, config_.eps, &saved->power));
       }
     } else {
       const double a0 = config_.branch.start_scale();
@@ -67,8 +65,8 @@ absl::StatusOr<Tensor> ResidualJoin::Exit(const StepContext& ctx, int layer, int
   PT_ASSIGN_OR_RETURN(Tensor s, ops::AddScaled(config_.alpha, saved->x, saved->branch_scale, f));
   if (!post_ln_) return s;
   saved->s = s;
-  return ops::LayerNormForward(s, store_.param(post_gamma_), store_.param(post_beta_),
-                               config_.eps, &saved->post_ln);
+  return ops::LayerNormForward(s, store_.param(post_gamma_), store_.param(post_beta_), config_.eps,
+                               &saved->post_ln);
 }
 
 absl::Status ResidualJoin::ExitBackward(const StepContext& ctx, int layer, int site,
@@ -77,8 +75,8 @@ absl::Status ResidualJoin::ExitBackward(const StepContext& ctx, int layer, int s
   Tensor ds = dy;
   if (post_ln_) {
     saved->d_post_ln_out = dy;
-    PT_ASSIGN_OR_RETURN(ds, ops::LayerNormBackwardInput(saved->s, store_.param(post_gamma_),
-                                                        saved->post_ln, dy));
+    PT_ASSIGN_OR_RETURN(
+        ds, ops::LayerNormBackwardInput(saved->s, store_.param(post_gamma_), saved->post_ln, dy));
   }
   PT_ASSIGN_OR_RETURN(*dx_residual, ops::Scale(ds, config_.alpha));
   Tensor d_branch;

@@ -47,8 +47,8 @@ TransformerLayer::TransformerLayer(ParameterStore& store, const std::string& pre
       cross_join_(config.cross ? std::make_unique<ResidualJoin>(store, prefix + ".cross_attn",
                                                                 MakeJoin(config))
                                : nullptr),
-      cross_attn_(config.cross ? std::make_unique<AttentionBlock>(
-                                     store, prefix + ".cross_attn", MakeAttention(config, true))
+      cross_attn_(config.cross ? std::make_unique<AttentionBlock>(store, prefix + ".cross_attn",
+                                                                  MakeAttention(config, true))
                                : nullptr),
       ffn_join_(store, prefix + ".ffn", MakeJoin(config)),
       ffn_(store, prefix + ".ffn", MakeFfn(config)) {}
@@ -71,8 +71,7 @@ absl::StatusOr<Tensor> TransformerLayer::Forward(const StepContext& ctx, const T
     PT_ASSIGN_OR_RETURN(h, cross_join_->Enter(ctx, y, &saved->cross_join));
     PT_ASSIGN_OR_RETURN(
         f, cross_attn_->Forward(ctx, layer, h, memory, memory_lengths, &saved->cross_attn));
-    PT_ASSIGN_OR_RETURN(y, cross_join_->Exit(ctx, layer, kSiteCrossAttnOut, f,
-                                             &saved->cross_join));
+    PT_ASSIGN_OR_RETURN(y, cross_join_->Exit(ctx, layer, kSiteCrossAttnOut, f, &saved->cross_join));
   }
   PT_ASSIGN_OR_RETURN(h, ffn_join_.Enter(ctx, y, &saved->ffn_join));
   PT_ASSIGN_OR_RETURN(f, ffn_.Forward(ctx, layer, h, &saved->ffn));

@@ -59,8 +59,8 @@ class TransformerLayer {
                                  const Tensor& self_lengths, const Tensor& memory,
                                  const Tensor& memory_lengths, LayerSaved* saved) const;
   // Returns dx; adds the memory gradient into *dmemory for cross-attention layers.
-  absl::StatusOr<Tensor> BackwardInput(const StepContext& ctx, LayerSaved* saved,
-                                       const Tensor& dy, Tensor* dmemory) const;
+  absl::StatusOr<Tensor> BackwardInput(const StepContext& ctx, LayerSaved* saved, const Tensor& dy,
+                                       Tensor* dmemory) const;
   absl::Status BackwardWeight(LayerSaved* saved) const;
 
   const LayerConfig& config() const { return config_; }

@@ -77,8 +77,7 @@ absl::Status TransformerModel::Build() {
   };
   for (int i = 0; i < n_enc; ++i) {
     PT_ASSIGN_OR_RETURN(LayerConfig c, layer_config(ENCODER, i));
-    encoder_.push_back(
-        std::make_unique<TransformerLayer>(store, absl::StrCat("encoder.", i), c));
+    encoder_.push_back(std::make_unique<TransformerLayer>(store, absl::StrCat("encoder.", i), c));
   }
   if (n_enc > 0 && IsPreNorm(encoder_.back()->config().norm)) {
     enc_final_gamma_ = store.Add("encoder.final_ln.gamma", {d}, {InitKind::kOnes});
@@ -86,8 +85,7 @@ absl::Status TransformerModel::Build() {
   }
   for (int i = 0; i < n_dec; ++i) {
     PT_ASSIGN_OR_RETURN(LayerConfig c, layer_config(DECODER, i));
-    decoder_.push_back(
-        std::make_unique<TransformerLayer>(store, absl::StrCat("decoder.", i), c));
+    decoder_.push_back(std::make_unique<TransformerLayer>(store, absl::StrCat("decoder.", i), c));
   }
   if (n_dec > 0 && IsPreNorm(decoder_.back()->config().norm)) {
     dec_final_gamma_ = store.Add("decoder.final_ln.gamma", {d}, {InitKind::kOnes});
@@ -132,9 +130,9 @@ absl::StatusOr<ops::CrossEntropyStats> TransformerModel::Forward(const StepConte
     }
     if (enc_final_gamma_ >= 0) {
       saved->encoder_top = x;
-      PT_ASSIGN_OR_RETURN(x, ops::LayerNormForward(x, store_->param(enc_final_gamma_),
-                                                   store_->param(enc_final_beta_), eps_,
-                                                   &saved->encoder_final_ln));
+      PT_ASSIGN_OR_RETURN(
+          x, ops::LayerNormForward(x, store_->param(enc_final_gamma_),
+                                   store_->param(enc_final_beta_), eps_, &saved->encoder_final_ln));
     }
     saved->memory = x;
     top = x;
@@ -147,18 +145,18 @@ absl::StatusOr<ops::CrossEntropyStats> TransformerModel::Forward(const StepConte
     }
     if (dec_final_gamma_ >= 0) {
       saved->decoder_top = y;
-      PT_ASSIGN_OR_RETURN(y, ops::LayerNormForward(y, store_->param(dec_final_gamma_),
-                                                   store_->param(dec_final_beta_), eps_,
-                                                   &saved->decoder_final_ln));
+      PT_ASSIGN_OR_RETURN(
+          y, ops::LayerNormForward(y, store_->param(dec_final_gamma_),
+                                   store_->param(dec_final_beta_), eps_, &saved->decoder_final_ln));
     }
     top = y;
   }
   saved->hidden = Rows(top);
   saved->labels = batch.labels.Reshape({batch.labels.numel()});
   if (saved->labels.numel() != saved->hidden.dim(0)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("labels ", ShapeString(batch.labels.shape()),
-                     " do not match the model output ", ShapeString(top.shape())));
+    return absl::InvalidArgumentError(absl::StrCat("labels ", ShapeString(batch.labels.shape()),
+                                                   " do not match the model output ",
+                                                   ShapeString(top.shape())));
   }
   PT_ASSIGN_OR_RETURN(saved->logits,
                       ops::LinearForward(saved->hidden, store_->param(output_), nullptr));
@@ -168,10 +166,9 @@ absl::StatusOr<ops::CrossEntropyStats> TransformerModel::Forward(const StepConte
 
 absl::Status TransformerModel::Backward(const StepContext& ctx, const Batch& batch,
                                         ModelSaved* saved, double grad_scale) const {
-  PT_ASSIGN_OR_RETURN(Tensor dlogits,
-                      ops::CrossEntropyBackward(saved->logits, saved->labels,
-                                                spec_.label_smoothing(), kPadId, saved->loss,
-                                                grad_scale));
+  PT_ASSIGN_OR_RETURN(Tensor dlogits, ops::CrossEntropyBackward(saved->logits, saved->labels,
+                                                                spec_.label_smoothing(), kPadId,
+                                                                saved->loss, grad_scale));
   saved->logits = Tensor();  // the largest activation; free it early
   Tensor doutput = store_->grad(output_);
   PT_RETURN_IF_ERROR(ops::LinearBackwardWeight(saved->hidden, dlogits, doutput, nullptr));
@@ -179,15 +176,14 @@ absl::Status TransformerModel::Backward(const StepContext& ctx, const Batch& bat
 
   Tensor dmemory;
   if (!decoder_.empty()) {
-    Tensor dy =
-        dtop_rows.Reshape({batch.tgt_in.dim(0), batch.tgt_in.dim(1), spec_.d_model()});
+    Tensor dy = dtop_rows.Reshape({batch.tgt_in.dim(0), batch.tgt_in.dim(1), spec_.d_model()});
     if (dec_final_gamma_ >= 0) {
       Tensor dg = store_->grad(dec_final_gamma_), db = store_->grad(dec_final_beta_);
-      PT_RETURN_IF_ERROR(ops::LayerNormBackwardWeight(saved->decoder_top, saved->decoder_final_ln,
-                                                      dy, dg, db));
-      PT_ASSIGN_OR_RETURN(dy, ops::LayerNormBackwardInput(saved->decoder_top,
-                                                          store_->param(dec_final_gamma_),
-                                                          saved->decoder_final_ln, dy));
+      PT_RETURN_IF_ERROR(
+          ops::LayerNormBackwardWeight(saved->decoder_top, saved->decoder_final_ln, dy, dg, db));
+      PT_ASSIGN_OR_RETURN(
+          dy, ops::LayerNormBackwardInput(saved->decoder_top, store_->param(dec_final_gamma_),
+                                          saved->decoder_final_ln, dy));
     }
     for (size_t i = decoder_.size(); i-- > 0;) {
       PT_ASSIGN_OR_RETURN(dy, decoder_[i]->BackwardInput(ctx, &saved->decoder[i], dy, &dmemory));
@@ -202,11 +198,11 @@ absl::Status TransformerModel::Backward(const StepContext& ctx, const Batch& bat
     Tensor dx = dmemory;
     if (enc_final_gamma_ >= 0) {
       Tensor dg = store_->grad(enc_final_gamma_), db = store_->grad(enc_final_beta_);
-      PT_RETURN_IF_ERROR(ops::LayerNormBackwardWeight(saved->encoder_top, saved->encoder_final_ln,
-                                                      dx, dg, db));
-      PT_ASSIGN_OR_RETURN(dx, ops::LayerNormBackwardInput(saved->encoder_top,
-                                                          store_->param(enc_final_gamma_),
-                                                          saved->encoder_final_ln, dx));
+      PT_RETURN_IF_ERROR(
+          ops::LayerNormBackwardWeight(saved->encoder_top, saved->encoder_final_ln, dx, dg, db));
+      PT_ASSIGN_OR_RETURN(
+          dx, ops::LayerNormBackwardInput(saved->encoder_top, store_->param(enc_final_gamma_),
+                                          saved->encoder_final_ln, dx));
     }
     for (size_t i = encoder_.size(); i-- > 0;) {
       PT_ASSIGN_OR_RETURN(dx, encoder_[i]->BackwardInput(ctx, &saved->encoder[i], dx, nullptr));

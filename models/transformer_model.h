@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "core/ops/cross_entropy.h"
 #include "core/data/batch.h"
+#include "core/ops/cross_entropy.h"
 #include "models/parameter_store.h"
 #include "models/transformer_layer.h"
 #include "proto/model_spec.pb.h"
@@ -20,12 +20,12 @@ namespace pipetrain {
 // Activations of one micro-batch kept between forward and backward.
 struct ModelSaved {
   std::vector<LayerSaved> encoder, decoder;
-  Tensor encoder_top, decoder_top;    // inputs of the final LNs
+  Tensor encoder_top, decoder_top;  // inputs of the final LNs
   ops::LayerNormSaved encoder_final_ln, decoder_final_ln;
-  Tensor memory;                      // encoder output
-  Tensor hidden;                      // output-projection input [N, d]
-  Tensor logits;                      // [N, V]
-  Tensor labels;                      // [N]
+  Tensor memory;  // encoder output
+  Tensor hidden;  // output-projection input [N, d]
+  Tensor logits;  // [N, V]
+  Tensor labels;  // [N]
   ops::CrossEntropySaved loss;
 };
 

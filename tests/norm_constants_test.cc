@@ -25,13 +25,12 @@ TEST_P(DeepNormConstantsTest, MatchesFormulas) {
 
 INSTANTIATE_TEST_SUITE_P(
     EncoderDecoder, DeepNormConstantsTest,
-    ::testing::Values(
-        DeepNormCase{6, 6, 1.417938140685523, 0.49698924077132345, 2.0597671439071177,
-                     0.34329452398451965},
-        DeepNormCase{100, 100, 3.4157416777715164, 0.206309512392564, 4.161791450287817,
-                     0.16990442448471224},
-        DeepNormCase{500, 500, 5.64824004086667, 0.12476452751676437, 6.223329772884783,
-                     0.11362193664674994}));
+    ::testing::Values(DeepNormCase{6, 6, 1.417938140685523, 0.49698924077132345, 2.0597671439071177,
+                                   0.34329452398451965},
+                      DeepNormCase{100, 100, 3.4157416777715164, 0.206309512392564,
+                                   4.161791450287817, 0.16990442448471224},
+                      DeepNormCase{500, 500, 5.64824004086667, 0.12476452751676437,
+                                   6.223329772884783, 0.11362193664674994}));
 
 TEST(DeepNormConstantsTest, OneStack) {
   // α = (2N)^(1/4), β = (8N)^(−1/4) for encoder-only and decoder-only alike.

@@ -31,8 +31,7 @@ TEST(TrainCommandTest, SetOverridesChangeTheRun) {
   ASSERT_EQ(base.exit_code, 0) << base.output;
   ASSERT_EQ(changed.exit_code, 0) << changed.output;
   EXPECT_NE(FinalDigest(base.output), FinalDigest(changed.output));
-  const auto pre_ln =
-      RunPipetrain("train --spec configs/tiny.pbtxt --steps 2 --set norm=PRE_LN");
+  const auto pre_ln = RunPipetrain("train --spec configs/tiny.pbtxt --steps 2 --set norm=PRE_LN");
   ASSERT_EQ(pre_ln.exit_code, 0) << pre_ln.output;
   EXPECT_NE(pre_ln.output.find("PRE_LN"), std::string::npos) << pre_ln.output;
 }

@@ -1,6 +1,6 @@
+#include <cublasLt.h>
 #include <cuda_runtime.h>
 #include <cudnn.h>
-#include <cublasLt.h>
 #include <nccl.h>
 
 #include "core/gpu_runtime.h"

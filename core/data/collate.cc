@@ -38,9 +38,9 @@ absl::StatusOr<Batch> Collate(ModelKind kind, absl::Span<const SentencePair> pai
     for (int64_t i = 0; i < b; ++i) {
       const SentencePair& p = pairs[i];
       if (p.src.size() != p.tgt.size()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "encoder-only models label every source position: pair ", i, " has ", p.src.size(),
-            " source and ", p.tgt.size(), " target tokens"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("encoder-only models label every source position: pair ", i, " has ",
+                         p.src.size(), " source and ", p.tgt.size(), " target tokens"));
       }
       std::copy(p.src.begin(), p.src.end(), batch.src_ids.data<int32_t>() + i * max_src);
       std::copy(p.tgt.begin(), p.tgt.end(), batch.labels.data<int32_t>() + i * max_src);

@@ -38,8 +38,8 @@ std::vector<SentencePair> SyntheticStepPairs(const ModelSpec& model, const Train
   std::vector<SentencePair> pairs;
   int64_t tokens = 0;
   for (int64_t index = 0;; ++index) {
-    SentencePair pair = SyntheticPair(train.synthetic(), model.vocab_size(), train.seed(), step,
-                                      index);
+    SentencePair pair =
+        SyntheticPair(train.synthetic(), model.vocab_size(), train.seed(), step, index);
     const int64_t cost = PairTokens(model.kind(), pair);
     if (static_cast<int64_t>(pairs.size()) >= min_pairs &&
         tokens + cost > train.tokens_per_batch()) {

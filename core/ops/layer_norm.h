@@ -23,8 +23,8 @@ absl::StatusOr<Tensor> LayerNormForward(const Tensor& x, const Tensor& gamma, co
 absl::StatusOr<Tensor> LayerNormBackwardInput(const Tensor& x, const Tensor& gamma,
                                               const LayerNormSaved& saved, const Tensor& dy);
 // dgamma += Σ dy · x̂; dbeta += Σ dy.
-absl::Status LayerNormBackwardWeight(const Tensor& x, const LayerNormSaved& saved,
-                                     const Tensor& dy, Tensor& dgamma, Tensor& dbeta);
+absl::Status LayerNormBackwardWeight(const Tensor& x, const LayerNormSaved& saved, const Tensor& dy,
+                                     Tensor& dgamma, Tensor& dbeta);
 
 struct PowerNormSaved {
   Tensor mean;   // [rows]

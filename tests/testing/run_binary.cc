@@ -10,8 +10,8 @@ namespace pipetrain::testing {
 
 RunResult RunPipetrain(const std::string& args) {
   RunResult result;
-  const std::string command = std::string("cd ") + PIPETRAIN_SOURCE_DIR + " && " +
-                              PIPETRAIN_BINARY + " " + args + " 2>&1";
+  const std::string command =
+      std::string("cd ") + PIPETRAIN_SOURCE_DIR + " && " + PIPETRAIN_BINARY + " " + args + " 2>&1";
   FILE* pipe = popen(command.c_str(), "r");
   if (pipe == nullptr) return result;
   char buffer[4096];
