@@ -39,6 +39,21 @@ const char* DTypeName(DType dtype) {
 
 const char* DeviceName(Device device) { return device == Device::kCpu ? "cpu" : "cuda"; }
 
+uint16_t FloatToBf16(float value) {
+  uint32_t bits;
+  std::memcpy(&bits, &value, sizeof(bits));
+  if ((bits & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((bits >> 16) | 0x40);
+  const uint32_t rounding = 0x7fffu + ((bits >> 16) & 1u);
+  return static_cast<uint16_t>((bits + rounding) >> 16);
+}
+
+float Bf16ToFloat(uint16_t bits) {
+  const uint32_t wide = static_cast<uint32_t>(bits) << 16;
+  float value;
+  std::memcpy(&value, &wide, sizeof(value));
+  return value;
+}
+
 int64_t NumElements(const Shape& shape) {
   int64_t n = 1;
   for (int64_t d : shape) n *= d;
@@ -179,6 +194,8 @@ Tensor Tensor::To(DType dtype) const {
       t.data<double>()[i] = v;
     } else if (dtype == DType::kI32) {
       t.data<int32_t>()[i] = static_cast<int32_t>(v);
+    } else {
+      static_cast<uint16_t*>(t.raw_data())[i] = FloatToBf16(static_cast<float>(v));
     }
   }
   return t;
@@ -201,7 +218,8 @@ void Tensor::Fill(double value) {
         data<int32_t>()[i] = static_cast<int32_t>(value);
         break;
       case DType::kBF16:
-        std::abort();
+        static_cast<uint16_t*>(raw_data())[i] = FloatToBf16(static_cast<float>(value));
+        break;
     }
   }
 }
@@ -215,7 +233,7 @@ double Tensor::At(int64_t i) const {
     case DType::kI32:
       return data<int32_t>()[i];
     case DType::kBF16:
-      break;
+      return Bf16ToFloat(static_cast<const uint16_t*>(raw_data())[i]);
   }
   std::abort();
 }

@@ -26,6 +26,11 @@ const char* DTypeName(DType dtype);
 const char* DeviceName(Device device);
 
 using Shape = std::vector<int64_t>;
+
+// bfloat16 as stored: the upper 16 bits of an IEEE float. Conversion rounds to
+// nearest even (as cuBLAS and PyTorch do); NaN stays NaN.
+uint16_t FloatToBf16(float value);
+float Bf16ToFloat(uint16_t bits);
 int64_t NumElements(const Shape& shape);
 std::string ShapeString(const Shape& shape);
 
@@ -104,12 +109,12 @@ class Tensor {
   Tensor View(int64_t offset, const Shape& shape) const;
   // A new tensor with its own storage and the same contents.
   Tensor Clone() const;
-  // Converts between f32 and f64 (CPU only); returns a copy.
+  // Converts between f32, f64, bf16 and i32 (CPU only); returns a copy.
   Tensor To(DType dtype) const;
 
   void Zero();
   void Fill(double value);
-  // Element i as a double (CPU, f32/f64/i32); for tests and logging.
+  // Element i as a double (CPU, any dtype); for tests and logging.
   double At(int64_t i) const;
   std::vector<double> ToVector() const;
   std::string DebugString() const;  // dtype, device, shape

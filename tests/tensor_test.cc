@@ -1,5 +1,7 @@
 #include "core/tensor.h"
 
+#include <cmath>
+
 #include "core/philox.h"
 #include "gtest/gtest.h"
 
@@ -21,6 +23,23 @@ TEST(TensorTest, CloneIsIndependent) {
   Tensor b = a.Clone();
   b.Fill(0);
   EXPECT_EQ(a.At(2), 3.0);
+}
+
+TEST(TensorTest, Bf16RoundsToNearestEven) {
+  EXPECT_EQ(FloatToBf16(1.0f), 0x3f80);
+  EXPECT_EQ(Bf16ToFloat(0x3f80), 1.0f);
+  // 1 + 2^-8 lies exactly between two bf16 values: ties go to the even one (1.0).
+  EXPECT_EQ(FloatToBf16(1.00390625f), 0x3f80);
+  // 1 + 3·2^-8 is a tie too; the even neighbour is 1 + 2^-6.
+  EXPECT_EQ(FloatToBf16(1.01171875f), 0x3f82);
+  EXPECT_EQ(FloatToBf16(-2.0f), 0xc000);
+  EXPECT_TRUE(std::isnan(Bf16ToFloat(FloatToBf16(std::nanf("")))));
+  Tensor f = Tensor::FromVector({0.1, -3.5, 1e30}, {3}, DType::kF32);
+  Tensor b = f.To(DType::kBF16);
+  EXPECT_EQ(b.nbytes(), 6u);
+  EXPECT_NEAR(b.At(0), 0.1, 0.1 / 128);
+  EXPECT_EQ(b.At(1), -3.5);
+  EXPECT_NEAR(b.At(2), 1e30, 1e30 / 128);
 }
 
 TEST(PhiloxTest, KnownAnswer) {
