@@ -52,7 +52,7 @@ absl::StatusOr<StepMetrics> Trainer::Step() {
   const double grad_scale = 1.0 / static_cast<double>(std::max<int64_t>(metrics.target_tokens, 1));
 
   ParameterStore& store = model_->params();
-  store.ZeroGrads();
+  model_->ZeroGrads();
   double loss_sum = 0, nll_sum = 0;
   for (int m = 0; m < microbatches; ++m) {
     StepContext ctx{.seed = train.seed(), .step = step_, .microbatch = m, .training = true};
@@ -64,7 +64,11 @@ absl::StatusOr<StepMetrics> Trainer::Step() {
   }
 
   Tensor& grads = store.flat_grads();
-  PT_ASSIGN_OR_RETURN(metrics.grad_norm, ClipToNorm(grads, SumOfSquares(grads), train.clip_norm()));
+  // Per-parameter sums of squares added in layer order: the same sum a
+  // pipeline forms from its stages' lists, so the norm agrees to the bit.
+  double squares = 0;
+  for (double s : model_->stage().GradSquares(/*skip_embedding=*/false)) squares += s;
+  PT_ASSIGN_OR_RETURN(metrics.grad_norm, ClipToNorm(grads, squares, train.clip_norm()));
   ++step_;
   metrics.step = step_;
   metrics.lr = LearningRate(train, step_);

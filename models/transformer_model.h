@@ -1,33 +1,19 @@
-// The whole model assembled from a ModelSpec: shared embeddings (source,
-// target and, when tied, the output projection), the encoder and decoder
-// stacks with each layer's normalisation, final LNs for pre-norm stacks, and
-// the label-smoothed loss. All parameters live in one ParameterStore.
+// The whole model assembled from a ModelSpec: one ModelStage holding every
+// layer (shared embeddings, encoder and decoder stacks with each layer's
+// normalisation, final LNs for pre-norm stacks, output projection and the
+// label-smoothed loss), with all parameters in one ParameterStore.
 #ifndef PIPETRAIN_MODELS_TRANSFORMER_MODEL_H_
 #define PIPETRAIN_MODELS_TRANSFORMER_MODEL_H_
 
 #include <memory>
-#include <vector>
 
 #include "absl/status/statusor.h"
-#include "core/data/batch.h"
 #include "core/ops/cross_entropy.h"
-#include "models/parameter_store.h"
-#include "models/transformer_layer.h"
-#include "proto/model_spec.pb.h"
+#include "models/model_stage.h"
 
 namespace pipetrain {
 
-// Activations of one micro-batch kept between forward and backward.
-struct ModelSaved {
-  std::vector<LayerSaved> encoder, decoder;
-  Tensor encoder_top, decoder_top;  // inputs of the final LNs
-  ops::LayerNormSaved encoder_final_ln, decoder_final_ln;
-  Tensor memory;  // encoder output
-  Tensor hidden;  // output-projection input [N, d]
-  Tensor logits;  // [N, V]
-  Tensor labels;  // [N]
-  ops::CrossEntropySaved loss;
-};
+using ModelSaved = StageSaved;
 
 class TransformerModel {
  public:
@@ -36,36 +22,25 @@ class TransformerModel {
   static absl::StatusOr<std::unique_ptr<TransformerModel>> Create(const ModelSpec& spec,
                                                                   DType dtype, uint64_t seed);
 
-  // Forward pass; returns the loss sums of the batch.
+  // Forward pass of one micro-batch; returns its loss sums.
   absl::StatusOr<ops::CrossEntropyStats> Forward(const StepContext& ctx, const Batch& batch,
                                                  ModelSaved* saved) const;
-  // Backward pass of d(grad_scale · loss_sum); parameter gradients accumulate.
+  // Backward pass of d(grad_scale · loss_sum): parameter gradients accumulate
+  // over calls until ZeroGrads(); the embedding's gradient is the sum of its
+  // uses, brought up to date by every call.
   absl::Status Backward(const StepContext& ctx, const Batch& batch, ModelSaved* saved,
-                        double grad_scale) const;
+                        double grad_scale);
+  void ZeroGrads() { stage_->ZeroGrads(); }
 
-  ParameterStore& params() { return *store_; }
-  const ParameterStore& params() const { return *store_; }
-  const ModelSpec& spec() const { return spec_; }
-  const std::vector<std::unique_ptr<TransformerLayer>>& encoder_layers() const { return encoder_; }
-  const std::vector<std::unique_ptr<TransformerLayer>>& decoder_layers() const { return decoder_; }
+  ParameterStore& params() { return stage_->params(); }
+  const ParameterStore& params() const { return stage_->params(); }
+  ModelStage& stage() { return *stage_; }
+  const ModelSpec& spec() const { return stage_->spec(); }
 
  private:
-  TransformerModel(const ModelSpec& spec, DType dtype);
-  absl::Status Build();
+  explicit TransformerModel(std::unique_ptr<ModelStage> stage) : stage_(std::move(stage)) {}
 
-  absl::StatusOr<Tensor> Embed(const StepContext& ctx, const Tensor& ids, int site) const;
-  absl::Status EmbedBackward(const StepContext& ctx, const Tensor& ids, int site,
-                             const Tensor& dy) const;
-
-  ModelSpec spec_;
-  std::unique_ptr<ParameterStore> store_;
-  ParamId embedding_ = -1;
-  ParamId output_ = -1;  // == embedding_ when tied
-  std::vector<std::unique_ptr<TransformerLayer>> encoder_, decoder_;
-  ParamId enc_final_gamma_ = -1, enc_final_beta_ = -1;
-  ParamId dec_final_gamma_ = -1, dec_final_beta_ = -1;
-  double embed_scale_ = 1.0;
-  double eps_ = 1e-5;
+  std::unique_ptr<ModelStage> stage_;
 };
 
 }  // namespace pipetrain

@@ -49,7 +49,10 @@ absl::StatusOr<Batch> Collate(ModelKind kind, absl::Span<const SentencePair> pai
     return batch;
   }
   if (kind == DECODER_ONLY) {
-    const int64_t t = max_src + max_tgt + 1;
+    int64_t t = 0;
+    for (const SentencePair& p : pairs) {
+      t = std::max<int64_t>(t, static_cast<int64_t>(p.src.size() + p.tgt.size()) + 1);
+    }
     batch.tgt_in = Tensor::Zeros({b, t}, DType::kI32);
     batch.labels = Tensor::Zeros({b, t}, DType::kI32);
     for (int64_t i = 0; i < b; ++i) {

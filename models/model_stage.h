@@ -1,0 +1,133 @@
+// ModelStage: a contiguous slice of the model's layers with the parameters it
+// owns — the unit a pipeline stage (or one interleaved chunk of a rank)
+// computes. The whole model is the stage holding every layer.
+//
+// Layers are numbered globally: encoder layers 0..N−1, then decoder layers
+// N..N+M−1. A stage holds [first, last). Besides its layers it holds:
+//   the embedding, when it needs it: for the source (it holds layer 0 of an
+//     encoder), for the target (it holds decoder layer 0), or as the tied output
+//     projection (it holds the last layer). Each copy has its own gradient per use;
+//     the copies are summed across stages in a fixed order (see EmbeddingUse);
+//   the encoder's / decoder's final LN, with the stack's last layer;
+//   the output projection and the loss, with the last layer.
+//
+// What crosses a stage boundary for a micro-batch is a StageBoundary: the
+// residual stream of the stack being computed, and, once the encoder is done,
+// its output (the decoder's cross-attention memory), passed on to every later
+// stage. Their gradients travel back the same way; the memory gradient is summed
+// on the way (DESIGN.md decision 5).
+#ifndef PIPETRAIN_MODELS_MODEL_STAGE_H_
+#define PIPETRAIN_MODELS_MODEL_STAGE_H_
+
+#include <array>
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/data/batch.h"
+#include "core/ops/cross_entropy.h"
+#include "models/parameter_store.h"
+#include "models/transformer_layer.h"
+#include "proto/model_spec.pb.h"
+
+namespace pipetrain {
+
+struct StageBoundary {
+  Tensor hidden;  // [B, T, d] residual stream of the current stack; undefined when the
+                  // encoder has just finished and the decoder has not begun
+  Tensor memory;  // [B, S, d] encoder output, once the encoder is done
+};
+
+// The three ways the shared embedding is used; its gradient is the sum of
+// the three partial gradients, added in this order everywhere.
+enum EmbeddingUse : int { kOutputUse = 0, kTargetUse = 1, kSourceUse = 2 };
+
+// Activations of one micro-batch between forward and backward.
+struct StageSaved {
+  std::vector<LayerSaved> layers;
+  Tensor encoder_top, decoder_top;  // final-LN inputs
+  ops::LayerNormSaved encoder_final_ln, decoder_final_ln;
+  Tensor hidden;  // output-projection input [N, d]
+  Tensor logits;  // [N, V]
+  Tensor labels;  // [N]
+  ops::CrossEntropySaved loss;
+  ops::CrossEntropyStats stats;
+  // Recorded by BackwardInput for BackwardWeight.
+  Tensor d_logits;
+  Tensor d_decoder_top, d_encoder_top;
+  Tensor d_src_embedded, d_tgt_embedded;
+};
+
+class ModelStage {
+ public:
+  // The spec must be validated with defaults applied. Parameters are allocated
+  // and initialised from `seed` (by name, so any slicing gives the same values).
+  static absl::StatusOr<std::unique_ptr<ModelStage>> Create(const ModelSpec& spec, DType dtype,
+                                                            uint64_t seed, int first_layer,
+                                                            int last_layer);
+
+  // Forward of one micro-batch. `input` is what the previous stage sent (ignored
+  // by a stage holding layer 0). A stage with the head returns an empty boundary
+  // and leaves the loss in saved->stats.
+  absl::StatusOr<StageBoundary> Forward(const StepContext& ctx, const Batch& batch,
+                                        const StageBoundary& input, StageSaved* saved) const;
+  // Input gradient of d(grad_scale · loss_sum): from `grad_output` (what the
+  // next stage sent back; ignored by the head stage) to the gradient of `input`.
+  absl::StatusOr<StageBoundary> BackwardInput(const StepContext& ctx, const Batch& batch,
+                                              const StageBoundary& grad_output, StageSaved* saved,
+                                              double grad_scale) const;
+  // Accumulates this micro-batch's parameter gradients (embedding uses into
+  // their own partial buffers). Frees the saved activations.
+  absl::Status BackwardWeight(const StepContext& ctx, const Batch& batch, StageSaved* saved) const;
+
+  // Zeroes every gradient, the embedding's partial ones included.
+  void ZeroGrads();
+  // The partial gradient of one embedding use; undefined when this stage has
+  // no such use.
+  const Tensor& embedding_partial(EmbeddingUse use) const { return embedding_partials_[use]; }
+  bool has_embedding() const { return embedding_ >= 0; }
+  // Writes the embedding gradient from partial sums of every use, added in
+  // EmbeddingUse order: `partials[u]` may be undefined (no such use anywhere).
+  absl::Status SetEmbeddingGrad(const std::array<Tensor, 3>& partials);
+
+  // Per-parameter sums of squares of the gradients, in registration order,
+  // skipping the embedding when `skip_embedding` (it is counted by one owner
+  // only). Summed in global layer order they give the global norm, the same
+  // whatever the slicing.
+  std::vector<double> GradSquares(bool skip_embedding) const;
+
+  ParameterStore& params() { return *store_; }
+  const ParameterStore& params() const { return *store_; }
+  const ModelSpec& spec() const { return spec_; }
+  int first_layer() const { return first_; }
+  int last_layer() const { return last_; }
+  bool has_head() const { return has_head_; }
+  bool holds_source_embedding() const { return src_embed_; }
+  bool holds_target_embedding() const { return tgt_embed_; }
+  ParamId embedding_id() const { return embedding_; }
+  // Shapes of the boundary tensors this stage receives for `batch`
+  // (undefined entries are not sent).
+  StageBoundary InputShapes(const Batch& batch) const;
+
+ private:
+  ModelStage(const ModelSpec& spec, DType dtype, int first, int last);
+  absl::Status Build();
+  int encoder_layers() const { return spec_.encoder_layers(); }
+
+  ModelSpec spec_;
+  std::unique_ptr<ParameterStore> store_;
+  int first_, last_;
+  bool src_embed_ = false, tgt_embed_ = false, has_head_ = false;
+  ParamId embedding_ = -1;
+  ParamId output_ = -1;                                    // == embedding_ when tied
+  std::vector<std::unique_ptr<TransformerLayer>> layers_;  // layers [first_, last_)
+  ParamId enc_final_gamma_ = -1, enc_final_beta_ = -1;
+  ParamId dec_final_gamma_ = -1, dec_final_beta_ = -1;
+  std::array<Tensor, 3> embedding_partials_;
+  double embed_scale_ = 1.0;
+  double eps_ = 1e-5;
+};
+
+}  // namespace pipetrain
+
+#endif  // PIPETRAIN_MODELS_MODEL_STAGE_H_
