@@ -65,6 +65,13 @@ void ApplyDefaults(RunSpec* spec) {
   if (t.microbatches() == 0) t.set_microbatches(1);
   if (t.log_interval() == 0) t.set_log_interval(1);
   if (t.dtype().empty()) t.set_dtype("f32");
+  if (t.data_parallel() == 0) t.set_data_parallel(1);
+  PipelineConfig& pipe = *t.mutable_pipeline();
+  if (pipe.stages() == 0) pipe.set_stages(1);
+  if (pipe.chunks() == 0) pipe.set_chunks(1);
+  if (pipe.schedule().empty()) pipe.set_schedule("1f1b");
+  if (pipe.partition().empty()) pipe.set_partition("uniform");
+  if (pipe.recompute().empty()) pipe.set_recompute("none");
   SyntheticData& s = *t.mutable_synthetic();
   if (s.task() == SYNTHETIC_TASK_UNSPECIFIED) s.set_task(REVERSE);
   if (s.min_length() == 0) s.set_min_length(4);
