@@ -122,21 +122,41 @@ void ModelStage::ZeroGrads() {
   }
 }
 
-StageBoundary ModelStage::InputShapes(const Batch& batch) const {
+absl::Status ModelStage::SetRecompute(std::vector<bool> per_layer) {
+  if (!per_layer.empty() && per_layer.size() != layers_.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("recompute flags for ", per_layer.size(),
+                                                   " layers given to a stage of ", layers_.size(),
+                                                   " layers"));
+  }
+  recompute_ = std::move(per_layer);
+  return absl::OkStatus();
+}
+
+StageBoundary ModelStage::ShapesAt(int layer, const Batch& batch) const {
   StageBoundary shapes;
-  if (first_ == 0) return shapes;
-  const int64_t d = spec_.d_model();
   const int n_enc = encoder_layers();
-  auto zeros = [&](const Tensor& ids) {
+  if (layer == 0 || layer >= n_enc + spec_.decoder_layers()) return shapes;
+  const int64_t d = spec_.d_model();
+  auto like = [&](const Tensor& ids) {
     return Tensor::Empty({ids.dim(0), ids.dim(1), d}, store_->dtype());
   };
-  if (first_ < n_enc) {
-    shapes.hidden = zeros(batch.src_ids);
+  if (layer < n_enc) {
+    shapes.hidden = like(batch.src_ids);
   } else {
-    if (n_enc > 0) shapes.memory = zeros(batch.src_ids);
-    if (first_ > n_enc) shapes.hidden = zeros(batch.tgt_in);
+    if (n_enc > 0) shapes.memory = like(batch.src_ids);
+    if (layer > n_enc) shapes.hidden = like(batch.tgt_in);
   }
   return shapes;
+}
+
+absl::StatusOr<Tensor> ModelStage::LayerForward(const StepContext& ctx, const Batch& batch,
+                                                int layer, const Tensor& x, const Tensor& memory,
+                                                LayerSaved* saved) const {
+  const TransformerLayer& l = *layers_[layer - first_];
+  if (layer < encoder_layers()) {
+    return l.Forward(ctx, x, batch.src_lengths, Tensor(), Tensor(), saved);
+  }
+  return l.Forward(ctx, x, batch.tgt_lengths, memory, batch.src_lengths, saved);
 }
 
 absl::StatusOr<StageBoundary> ModelStage::Forward(const StepContext& ctx, const Batch& batch,
@@ -157,7 +177,6 @@ absl::StatusOr<StageBoundary> ModelStage::Forward(const StepContext& ctx, const 
     PT_RETURN_IF_ERROR(ops::AddSinusoidalPositions(x));
     return ops::DropoutForward(x, p, ctx.Key(0, site));
   };
-  const Tensor none;
   Tensor x = input.hidden;
   Tensor memory = input.memory;
   saved->layers.assign(layers_.size(), LayerSaved());
@@ -168,14 +187,15 @@ absl::StatusOr<StageBoundary> ModelStage::Forward(const StepContext& ctx, const 
     if (g == n_enc) {
       PT_ASSIGN_OR_RETURN(x, embed(batch.tgt_in, kSiteDecoderEmbedding));
     }
-    const TransformerLayer& layer = *layers_[g - first_];
-    LayerSaved* ls = &saved->layers[g - first_];
-    if (g < n_enc) {
-      PT_ASSIGN_OR_RETURN(x, layer.Forward(ctx, x, batch.src_lengths, none, none, ls));
-    } else {
-      PT_ASSIGN_OR_RETURN(x,
-                          layer.Forward(ctx, x, batch.tgt_lengths, memory, batch.src_lengths, ls));
+    const int i = g - first_;
+    const bool recompute = !recompute_.empty() && recompute_[i];
+    if (recompute) {
+      saved->layer_inputs.resize(layers_.size());
+      saved->layer_inputs[i] = x;
+      saved->memory = memory;
     }
+    PT_ASSIGN_OR_RETURN(x, LayerForward(ctx, batch, g, x, memory, &saved->layers[i]));
+    if (recompute) saved->layers[i] = LayerSaved();  // rebuilt in backward
     if (g == n_enc - 1) {
       if (enc_final_gamma_ >= 0) {
         saved->encoder_top = x;
@@ -251,9 +271,16 @@ absl::StatusOr<StageBoundary> ModelStage::BackwardInput(const StepContext& ctx, 
                                             saved->encoder_final_ln, dx));
       }
     }
-    const TransformerLayer& layer = *layers_[g - first_];
-    LayerSaved* ls = &saved->layers[g - first_];
-    PT_ASSIGN_OR_RETURN(dx, layer.BackwardInput(ctx, ls, dx, g >= n_enc ? &dmemory : nullptr));
+    const int i = g - first_;
+    LayerSaved* ls = &saved->layers[i];
+    if (!recompute_.empty() && recompute_[i]) {
+      // Rebuild the activations from the kept input; the output is not needed.
+      PT_RETURN_IF_ERROR(
+          LayerForward(ctx, batch, g, saved->layer_inputs[i], saved->memory, ls).status());
+      saved->layer_inputs[i] = Tensor();
+    }
+    PT_ASSIGN_OR_RETURN(dx,
+                        layers_[i]->BackwardInput(ctx, ls, dx, g >= n_enc ? &dmemory : nullptr));
     if (g == n_enc) {
       saved->d_tgt_embedded = dx;
       dx = Tensor();

@@ -45,6 +45,11 @@ enum EmbeddingUse : int { kOutputUse = 0, kTargetUse = 1, kSourceUse = 2 };
 // Activations of one micro-batch between forward and backward.
 struct StageSaved {
   std::vector<LayerSaved> layers;
+  // For layers under activation checkpointing: the layer's input (its
+  // LayerSaved is dropped after forward and rebuilt in backward), and the
+  // memory the decoder layers read.
+  std::vector<Tensor> layer_inputs;
+  Tensor memory;
   Tensor encoder_top, decoder_top;  // final-LN inputs
   ops::LayerNormSaved encoder_final_ln, decoder_final_ln;
   Tensor hidden;  // output-projection input [N, d]
@@ -80,6 +85,12 @@ class ModelStage {
   // their own partial buffers). Frees the saved activations.
   absl::Status BackwardWeight(const StepContext& ctx, const Batch& batch, StageSaved* saved) const;
 
+  // Activation checkpointing: layers whose flag is set keep only their input
+  // in forward and recompute their activations in backward (dropout replays
+  // from its keys, so the result is bitwise the same). One flag per layer of
+  // the stage; empty means none.
+  absl::Status SetRecompute(std::vector<bool> per_layer);
+
   // Zeroes every gradient, the embedding's partial ones included.
   void ZeroGrads();
   // The partial gradient of one embedding use; undefined when this stage has
@@ -105,13 +116,20 @@ class ModelStage {
   bool holds_source_embedding() const { return src_embed_; }
   bool holds_target_embedding() const { return tgt_embed_; }
   ParamId embedding_id() const { return embedding_; }
-  // Shapes of the boundary tensors this stage receives for `batch`
-  // (undefined entries are not sent).
-  StageBoundary InputShapes(const Batch& batch) const;
+  // Tensors shaped like the boundary this stage receives for `batch`, and like
+  // the one it sends (undefined entries are not sent).
+  StageBoundary InputShapes(const Batch& batch) const { return ShapesAt(first_, batch); }
+  StageBoundary OutputShapes(const Batch& batch) const { return ShapesAt(last_, batch); }
 
  private:
   ModelStage(const ModelSpec& spec, DType dtype, int first, int last);
   absl::Status Build();
+  // Forward of global layer `layer` of this stage.
+  absl::StatusOr<Tensor> LayerForward(const StepContext& ctx, const Batch& batch, int layer,
+                                      const Tensor& x, const Tensor& memory,
+                                      LayerSaved* saved) const;
+  // What crosses into global layer `layer` (nothing at 0 or past the last layer).
+  StageBoundary ShapesAt(int layer, const Batch& batch) const;
   int encoder_layers() const { return spec_.encoder_layers(); }
 
   ModelSpec spec_;
@@ -124,6 +142,7 @@ class ModelStage {
   ParamId enc_final_gamma_ = -1, enc_final_beta_ = -1;
   ParamId dec_final_gamma_ = -1, dec_final_beta_ = -1;
   std::array<Tensor, 3> embedding_partials_;
+  std::vector<bool> recompute_;
   double embed_scale_ = 1.0;
   double eps_ = 1e-5;
 };

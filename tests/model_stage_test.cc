@@ -57,6 +57,9 @@ struct SliceCase {
   ModelKind kind;
   ResidualNorm norm;
   std::vector<int> cuts;  // stage boundaries inside [0, layers)
+  // Activation checkpointing on every other layer: recomputation replays
+  // dropout from its keys, so the result must not change by a bit.
+  bool recompute = false;
 };
 
 class StageSliceTest : public ::testing::TestWithParam<SliceCase> {};
@@ -89,6 +92,11 @@ TEST_P(StageSliceTest, StagesInSequenceEqualTheWholeModelBitwise) {
   for (size_t s = 0; s + 1 < bounds.size(); ++s) {
     auto stage = ModelStage::Create(spec, DType::kF32, 7, bounds[s], bounds[s + 1]);
     ASSERT_TRUE(stage.ok()) << stage.status();
+    if (c.recompute) {
+      std::vector<bool> flags;
+      for (int g = bounds[s]; g < bounds[s + 1]; ++g) flags.push_back(g % 2 == 0);
+      ASSERT_TRUE((*stage)->SetRecompute(flags).ok());
+    }
     stages.push_back(*std::move(stage));
   }
   double sliced_loss = 0;
@@ -174,7 +182,7 @@ INSTANTIATE_TEST_SUITE_P(
     [](const ::testing::TestParamInfo<SliceCase>& info) {
       std::string name = ModelKind_Name(info.param.kind) + "_" + ResidualNorm_Name(info.param.norm);
       for (int cut : info.param.cuts) name += "_" + std::to_string(cut);
-      return name;
+      return name + (info.param.recompute ? "_Recompute" : "");
     });
 
 TEST(ModelStageTest, RejectsBadRanges) {
@@ -182,6 +190,9 @@ TEST(ModelStageTest, RejectsBadRanges) {
   EXPECT_FALSE(ModelStage::Create(spec, DType::kF32, 1, 2, 2).ok());
   EXPECT_FALSE(ModelStage::Create(spec, DType::kF32, 1, -1, 2).ok());
   EXPECT_FALSE(ModelStage::Create(spec, DType::kF32, 1, 4, 7).ok());
+  auto stage = ModelStage::Create(spec, DType::kF32, 1, 0, 2);
+  ASSERT_TRUE(stage.ok());
+  EXPECT_FALSE((*stage)->SetRecompute({true, false, true}).ok());
 }
 
 }  // namespace
