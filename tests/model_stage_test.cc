@@ -178,7 +178,9 @@ INSTANTIATE_TEST_SUITE_P(
         // A stage holding the boundary (layers 2..3 = last encoder + first decoder).
         SliceCase{ENCODER_DECODER, PRE_LN, {2, 4}},
         SliceCase{ENCODER_DECODER, NORMFORMER, {1, 2, 3, 4, 5}},
-        SliceCase{DECODER_ONLY, SUBLN, {1, 2}}, SliceCase{ENCODER_ONLY, POST_LN, {2}}),
+        SliceCase{DECODER_ONLY, SUBLN, {1, 2}}, SliceCase{ENCODER_ONLY, POST_LN, {2}},
+        SliceCase{ENCODER_DECODER, DEEPNORM, {2, 4}, /*recompute=*/true},
+        SliceCase{DECODER_ONLY, NORMFORMER, {}, /*recompute=*/true}),
     [](const ::testing::TestParamInfo<SliceCase>& info) {
       std::string name = ModelKind_Name(info.param.kind) + "_" + ResidualNorm_Name(info.param.norm);
       for (int cut : info.param.cuts) name += "_" + std::to_string(cut);
