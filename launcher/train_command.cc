@@ -3,6 +3,8 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <functional>
+#include <memory>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
@@ -10,7 +12,10 @@
 #include "core/config/spec_loader.h"
 #include "core/status_macros.h"
 #include "core/util/log.h"
+#include "launcher/pipeline_trainer.h"
 #include "launcher/trainer.h"
+#include "parallel/mpi_communicator.h"
+#include "parallel/topology.h"
 
 ABSL_FLAG(std::string, spec, "", "Model spec (protobuf text format): model {...} and train {...}");
 ABSL_FLAG(std::string, config, "",
@@ -18,6 +23,9 @@ ABSL_FLAG(std::string, config, "",
 ABSL_FLAG(int64_t, steps, -1, "Optimizer steps to run (overrides train.steps)");
 ABSL_FLAG(int64_t, seed, -1, "Random seed (overrides train.seed)");
 ABSL_FLAG(std::string, metrics, "", "Append one JSON line per logged step to this file");
+ABSL_FLAG(std::string, save_params, "",
+          "At the end, write every parameter in layer order as raw values of the run's dtype "
+          "(one process's flat buffer, whatever the parallel layout) to this file");
 
 namespace pipetrain {
 namespace {
@@ -33,33 +41,36 @@ std::string FormatDuration(double seconds) {
 
 }  // namespace
 
-absl::Status RunTrainCommand(const std::vector<std::string>& overrides_in) {
-  const std::string spec_path = absl::GetFlag(FLAGS_spec);
-  if (spec_path.empty()) {
-    return absl::InvalidArgumentError(
-        "train needs --spec FILE, e.g. pipetrain train --spec configs/tiny.pbtxt");
-  }
-  std::vector<std::string> overrides = overrides_in;
-  if (absl::GetFlag(FLAGS_steps) >= 0) {
-    overrides.push_back(absl::StrCat("train.steps=", absl::GetFlag(FLAGS_steps)));
-  }
-  if (absl::GetFlag(FLAGS_seed) >= 0) {
-    overrides.push_back(absl::StrCat("train.seed=", absl::GetFlag(FLAGS_seed)));
-  }
-  PT_ASSIGN_OR_RETURN(RunSpec spec, LoadRunSpec(spec_path, absl::GetFlag(FLAGS_config), overrides));
-  const TrainConfig& train = spec.train();
-  // The resolved spec (file, --config, --set and defaults together), so a log
-  // says exactly what ran.
-  LogInfo("train", "resolved spec: %s", spec.ShortDebugString());
-  PT_ASSIGN_OR_RETURN(std::unique_ptr<Trainer> trainer, Trainer::Create(spec));
-  LogInfo("train", "model %s: %s, %d+%d layers, d=%d, ffn=%d, heads=%d, %s, %d parameters (%s)",
-          spec.model().name(), ModelKind_Name(spec.model().kind()), spec.model().encoder_layers(),
-          spec.model().decoder_layers(), spec.model().d_model(), spec.model().ffn_dim(),
-          spec.model().heads(), ResidualNorm_Name(spec.model().norm()),
-          trainer->model().params().total_elements(), train.dtype());
+namespace {
 
+// What the step loop needs from either trainer.
+struct TrainerHandle {
+  std::function<absl::StatusOr<StepMetrics>()> step;
+  std::function<int64_t()> steps_done;
+  std::function<absl::StatusOr<std::string>()> digest;
+  // Every parameter block in layer order (collective when distributed).
+  std::function<absl::Status(const std::function<void(const Tensor&)>&)> visit;
+};
+
+absl::Status SaveParams(const TrainerHandle& trainer, bool write) {
+  const std::string path = absl::GetFlag(FLAGS_save_params);
+  if (path.empty()) return absl::OkStatus();
+  std::ofstream out;
+  if (write) {
+    out.open(path, std::ios::binary | std::ios::trunc);
+    if (!out) return absl::PermissionDeniedError(absl::StrCat("cannot write --save_params ", path));
+  }
+  PT_RETURN_IF_ERROR(trainer.visit([&](const Tensor& block) {
+    if (write) out.write(static_cast<const char*>(block.raw_data()), block.nbytes());
+  }));
+  if (write && !out) return absl::DataLossError(absl::StrCat("failed writing ", path));
+  return absl::OkStatus();
+}
+
+// Steps until train.steps, logging progress (and metrics lines) where `print`.
+absl::Status RunSteps(const TrainConfig& train, const TrainerHandle& trainer, bool print) {
   std::ofstream metrics_file;
-  if (!absl::GetFlag(FLAGS_metrics).empty()) {
+  if (print && !absl::GetFlag(FLAGS_metrics).empty()) {
     metrics_file.open(absl::GetFlag(FLAGS_metrics), std::ios::app);
     if (!metrics_file) {
       return absl::PermissionDeniedError(
@@ -71,8 +82,8 @@ absl::Status RunTrainCommand(const std::vector<std::string>& overrides_in) {
   StepMetrics last;
   int64_t tokens_since_log = 0;
   double seconds_since_log = 0;
-  while (trainer->step() < train.steps()) {
-    PT_ASSIGN_OR_RETURN(last, trainer->Step());
+  while (trainer.steps_done() < train.steps()) {
+    PT_ASSIGN_OR_RETURN(last, trainer.step());
     tokens_since_log += last.target_tokens + last.source_tokens;
     seconds_since_log += last.seconds;
     if (last.step % log_interval == 0 || last.step == train.steps()) {
@@ -95,10 +106,94 @@ absl::Status RunTrainCommand(const std::vector<std::string>& overrides_in) {
       seconds_since_log = 0;
     }
   }
-  std::printf("final: step=%lld loss=%.6f params_digest=%s\n",
-              static_cast<long long>(trainer->step()), last.loss, trainer->ParamsDigest().c_str());
-  std::fflush(stdout);
+  PT_ASSIGN_OR_RETURN(const std::string digest, trainer.digest());
+  PT_RETURN_IF_ERROR(SaveParams(trainer, print));
+  if (print) {
+    std::printf("final: step=%lld loss=%.6f params_digest=%s\n",
+                static_cast<long long>(trainer.steps_done()), last.loss, digest.c_str());
+    std::fflush(stdout);
+  }
   return absl::OkStatus();
+}
+
+void LogModel(const RunSpec& spec, int64_t parameters, const std::string& where) {
+  LogInfo("train", "model %s: %s, %d+%d layers, d=%d, ffn=%d, heads=%d, %s, %d parameters%s (%s)",
+          spec.model().name(), ModelKind_Name(spec.model().kind()), spec.model().encoder_layers(),
+          spec.model().decoder_layers(), spec.model().d_model(), spec.model().ffn_dim(),
+          spec.model().heads(), ResidualNorm_Name(spec.model().norm()), parameters, where,
+          spec.train().dtype());
+}
+
+// Pipeline and/or data parallel over MPI. A failure on one rank aborts the
+// job with its message: returning would leave the other ranks waiting.
+absl::Status RunDistributed(const RunSpec& spec) {
+  PT_ASSIGN_OR_RETURN(std::unique_ptr<Communicator> world, MpiCommunicator::World());
+  auto fail = [&](const absl::Status& status) -> absl::Status {
+    if (world->size() > 1) world->Abort(std::string(status.message()));
+    return status;
+  };
+  auto created = PipelineTrainer::Create(spec, *world);
+  if (!created.ok()) return fail(created.status());
+  PipelineTrainer& trainer = **created;
+  if (world->size() > 1) SetLogIdentity(trainer.topology().Identity());
+  const bool print = world->rank() == 0;
+  const std::vector<int>& bounds = trainer.bounds();
+  std::string layout;
+  for (size_t vs = 0; vs + 1 < bounds.size(); ++vs) {
+    absl::StrAppend(&layout, vs == 0 ? "" : " ", "[", bounds[vs], ",", bounds[vs + 1], ")");
+  }
+  LogInfo("train",
+          "pipeline: %d stages x %d chunks (%s, %s), %d replicas; layers per virtual "
+          "stage: %s",
+          trainer.topology().pipeline_stages, spec.train().pipeline().chunks(),
+          spec.train().pipeline().schedule(), spec.train().pipeline().partition(),
+          trainer.topology().data_parallel, layout);
+  if (!print) SetLogVerbose(false);
+  LogModel(spec, trainer.parameters(), " on this rank");
+  const TrainerHandle handle{[&] { return trainer.Step(); }, [&] { return trainer.step(); },
+                             [&] { return trainer.ParamsDigest(); },
+                             [&](const std::function<void(const Tensor&)>& visit) {
+                               return trainer.VisitParameters(visit);
+                             }};
+  absl::Status status = RunSteps(spec.train(), handle, print);
+  if (!status.ok()) return fail(status);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status RunTrainCommand(const std::vector<std::string>& overrides_in) {
+  const std::string spec_path = absl::GetFlag(FLAGS_spec);
+  if (spec_path.empty()) {
+    return absl::InvalidArgumentError(
+        "train needs --spec FILE, e.g. pipetrain train --spec configs/tiny.pbtxt");
+  }
+  std::vector<std::string> overrides = overrides_in;
+  if (absl::GetFlag(FLAGS_steps) >= 0) {
+    overrides.push_back(absl::StrCat("train.steps=", absl::GetFlag(FLAGS_steps)));
+  }
+  if (absl::GetFlag(FLAGS_seed) >= 0) {
+    overrides.push_back(absl::StrCat("train.seed=", absl::GetFlag(FLAGS_seed)));
+  }
+  PT_ASSIGN_OR_RETURN(RunSpec spec, LoadRunSpec(spec_path, absl::GetFlag(FLAGS_config), overrides));
+  // The resolved spec (file, --config, --set and defaults together), so a log
+  // says exactly what ran.
+  LogInfo("train", "resolved spec: %s", spec.ShortDebugString());
+  PT_ASSIGN_OR_RETURN(const ProcessEnvironment env, DetectEnvironment());
+  if (env.launcher != Launcher::kNone || spec.train().pipeline().stages() > 1 ||
+      spec.train().data_parallel() > 1) {
+    return RunDistributed(spec);
+  }
+  PT_ASSIGN_OR_RETURN(std::unique_ptr<Trainer> trainer, Trainer::Create(spec));
+  LogModel(spec, trainer->model().params().total_elements(), "");
+  const TrainerHandle handle{
+      [&] { return trainer->Step(); }, [&] { return trainer->step(); },
+      [&]() -> absl::StatusOr<std::string> { return trainer->ParamsDigest(); },
+      [&](const std::function<void(const Tensor&)>& visit) {
+        visit(trainer->model().params().flat_params());
+        return absl::OkStatus();
+      }};
+  return RunSteps(spec.train(), handle, /*print=*/true);
 }
 
 }  // namespace pipetrain

@@ -1,0 +1,81 @@
+#include "launcher/model_pipeline_stage.h"
+
+#include "absl/strings/str_cat.h"
+#include "core/status_macros.h"
+
+namespace pipetrain {
+namespace {
+
+StageBoundary ToModel(const BoundaryTensors& b) { return StageBoundary{b.hidden, b.memory}; }
+BoundaryTensors ToParallel(const StageBoundary& b) { return BoundaryTensors{b.hidden, b.memory}; }
+
+}  // namespace
+
+ModelPipelineStage::ModelPipelineStage(std::vector<std::unique_ptr<ModelStage>> chunks)
+    : chunks_(std::move(chunks)) {}
+
+void ModelPipelineStage::BeginStep(uint64_t seed, int64_t step, const std::vector<Batch>* batches,
+                                   int microbatch_offset, double grad_scale) {
+  seed_ = seed;
+  step_ = step;
+  batches_ = batches;
+  offset_ = microbatch_offset;
+  grad_scale_ = grad_scale;
+  live_.clear();
+  peak_live_ = 0;
+  loss_sum_ = nll_sum_ = 0;
+}
+
+StepContext ModelPipelineStage::Context(int microbatch) const {
+  return StepContext{
+      .seed = seed_, .step = step_, .microbatch = offset_ + microbatch, .training = true};
+}
+
+absl::StatusOr<BoundaryTensors> ModelPipelineStage::Forward(int microbatch, int chunk,
+                                                            const BoundaryTensors& input) {
+  StageSaved& saved = live_[{microbatch, chunk}];
+  peak_live_ = std::max(peak_live_, static_cast<int>(live_.size()));
+  const ModelStage& stage = *chunks_[chunk];
+  PT_ASSIGN_OR_RETURN(StageBoundary out, stage.Forward(Context(microbatch), (*batches_)[microbatch],
+                                                       ToModel(input), &saved));
+  if (stage.has_head()) {
+    loss_sum_ += saved.stats.loss_sum;
+    nll_sum_ += saved.stats.nll_sum;
+  }
+  return ToParallel(out);
+}
+
+absl::StatusOr<BoundaryTensors> ModelPipelineStage::BackwardInput(
+    int microbatch, int chunk, const BoundaryTensors& grad_output) {
+  auto it = live_.find({microbatch, chunk});
+  if (it == live_.end()) {
+    return absl::InternalError(absl::StrCat("backward of micro-batch ", microbatch, " chunk ",
+                                            chunk, " before its forward"));
+  }
+  PT_ASSIGN_OR_RETURN(StageBoundary grad, chunks_[chunk]->BackwardInput(
+                                              Context(microbatch), (*batches_)[microbatch],
+                                              ToModel(grad_output), &it->second, grad_scale_));
+  return ToParallel(grad);
+}
+
+absl::Status ModelPipelineStage::BackwardWeight(int microbatch, int chunk) {
+  auto it = live_.find({microbatch, chunk});
+  if (it == live_.end()) {
+    return absl::InternalError(absl::StrCat("weight gradient of micro-batch ", microbatch,
+                                            " chunk ", chunk, " before its forward"));
+  }
+  PT_RETURN_IF_ERROR(
+      chunks_[chunk]->BackwardWeight(Context(microbatch), (*batches_)[microbatch], &it->second));
+  live_.erase(it);  // the activations are released after the weight gradient
+  return absl::OkStatus();
+}
+
+BoundaryTensors ModelPipelineStage::ForwardInputBuffers(int microbatch, int chunk) {
+  return ToParallel(chunks_[chunk]->InputShapes((*batches_)[microbatch]));
+}
+
+BoundaryTensors ModelPipelineStage::OutputGradBuffers(int microbatch, int chunk) {
+  return ToParallel(chunks_[chunk]->OutputShapes((*batches_)[microbatch]));
+}
+
+}  // namespace pipetrain

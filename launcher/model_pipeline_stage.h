@@ -1,0 +1,61 @@
+// Adapts a rank's ModelStages (one per interleaved chunk) to the executor's
+// PipelineStage interface: keeps the step's micro-batches, the saved
+// activations of every (micro-batch, chunk) in flight, and the loss sums.
+#ifndef PIPETRAIN_LAUNCHER_MODEL_PIPELINE_STAGE_H_
+#define PIPETRAIN_LAUNCHER_MODEL_PIPELINE_STAGE_H_
+
+#include <map>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "models/model_stage.h"
+#include "parallel/pipeline_stage.h"
+
+namespace pipetrain {
+
+class ModelPipelineStage : public PipelineStage {
+ public:
+  // chunks[c] is this rank's virtual stage c.
+  explicit ModelPipelineStage(std::vector<std::unique_ptr<ModelStage>> chunks);
+
+  // Starts a step: `batches` are this replica's micro-batches (index = the
+  // executor's micro-batch number); `microbatch_offset` is their position in
+  // the global batch (it keys dropout, so replicas draw different masks, exactly
+  // as one process running all micro-batches would).
+  void BeginStep(uint64_t seed, int64_t step, const std::vector<Batch>* batches,
+                 int microbatch_offset, double grad_scale);
+
+  absl::StatusOr<BoundaryTensors> Forward(int microbatch, int chunk,
+                                          const BoundaryTensors& input) override;
+  absl::StatusOr<BoundaryTensors> BackwardInput(int microbatch, int chunk,
+                                                const BoundaryTensors& grad_output) override;
+  absl::Status BackwardWeight(int microbatch, int chunk) override;
+  BoundaryTensors ForwardInputBuffers(int microbatch, int chunk) override;
+  BoundaryTensors OutputGradBuffers(int microbatch, int chunk) override;
+
+  // Loss sums of the step so far (non-zero only on the rank with the head).
+  double loss_sum() const { return loss_sum_; }
+  double nll_sum() const { return nll_sum_; }
+  // Most (micro-batch, chunk) activations held at once during the step.
+  int peak_live() const { return peak_live_; }
+
+  std::vector<std::unique_ptr<ModelStage>>& chunks() { return chunks_; }
+
+ private:
+  StepContext Context(int microbatch) const;
+
+  std::vector<std::unique_ptr<ModelStage>> chunks_;
+  const std::vector<Batch>* batches_ = nullptr;
+  uint64_t seed_ = 0;
+  int64_t step_ = 0;
+  int offset_ = 0;
+  double grad_scale_ = 1.0;
+  std::map<std::pair<int, int>, StageSaved> live_;
+  int peak_live_ = 0;
+  double loss_sum_ = 0, nll_sum_ = 0;
+};
+
+}  // namespace pipetrain
+
+#endif  // PIPETRAIN_LAUNCHER_MODEL_PIPELINE_STAGE_H_

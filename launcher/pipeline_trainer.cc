@@ -1,0 +1,260 @@
+#include "launcher/pipeline_trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <functional>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "core/data/synthetic_task.h"
+#include "core/optim/adamw.h"
+#include "core/optim/grad_clip.h"
+#include "core/optim/lr_schedule.h"
+#include "core/status_macros.h"
+#include "launcher/stage_layout.h"
+#include "models/parameter_store.h"
+#include "parallel/executor.h"
+
+namespace pipetrain {
+
+PipelineTrainer::PipelineTrainer(const RunSpec& spec, Communicator& world, Topology topology)
+    : spec_(spec), world_(world), topology_(topology) {}
+
+absl::StatusOr<std::unique_ptr<PipelineTrainer>> PipelineTrainer::Create(const RunSpec& spec,
+                                                                         Communicator& world) {
+  const TrainConfig& train = spec.train();
+  PT_ASSIGN_OR_RETURN(
+      Topology topology,
+      MakeTopology(world.size(), world.rank(), train.pipeline().stages(), train.data_parallel()));
+  std::unique_ptr<PipelineTrainer> trainer(new PipelineTrainer(spec, world, topology));
+  PT_RETURN_IF_ERROR(trainer->Build());
+  return trainer;
+}
+
+absl::Status PipelineTrainer::Build() {
+  const TrainConfig& train = spec_.train();
+  const ModelSpec& model = spec_.model();
+  PT_ASSIGN_OR_RETURN(groups_, SplitGroups(world_, topology_));
+  const int p = topology_.pipeline_stages;
+  const int v = train.pipeline().chunks();
+  PT_ASSIGN_OR_RETURN(bounds_, StageBounds(spec_));
+  PT_ASSIGN_OR_RETURN(schedule_,
+                      BuildScheduleFromConfig(train.pipeline(), p, train.microbatches()));
+  const DType dtype = train.dtype() == "f64" ? DType::kF64 : DType::kF32;
+  std::vector<std::unique_ptr<ModelStage>> chunks;
+  for (int c = 0; c < v; ++c) {
+    const int vs = c * p + topology_.stage;
+    PT_ASSIGN_OR_RETURN(
+        std::unique_ptr<ModelStage> chunk,
+        ModelStage::Create(model, dtype, train.seed(), bounds_[vs], bounds_[vs + 1]));
+    PT_ASSIGN_OR_RETURN(std::vector<bool> recompute, RecomputeFlags(spec_, vs, bounds_));
+    PT_RETURN_IF_ERROR(chunk->SetRecompute(std::move(recompute)));
+    const Tensor& params = chunk->params().flat_params();
+    adam_m_.push_back(Tensor::Zeros(params.shape(), params.dtype()));
+    adam_v_.push_back(Tensor::Zeros(params.shape(), params.dtype()));
+    chunks.push_back(std::move(chunk));
+  }
+  stage_ = std::make_unique<ModelPipelineStage>(std::move(chunks));
+  return absl::OkStatus();
+}
+
+int64_t PipelineTrainer::parameters() const {
+  int64_t n = 0;
+  for (const auto& chunk : stage_->chunks()) n += chunk->params().total_elements();
+  return n;
+}
+
+absl::Status PipelineTrainer::SyncEmbedding() {
+  // Each use of the tied embedding has its gradient on the one virtual stage
+  // that uses it; every holder of the embedding needs all three, added in the
+  // fixed EmbeddingUse order (as one process adds them).
+  const ModelSpec& model = spec_.model();
+  const int p = topology_.pipeline_stages;
+  const int total = model.encoder_layers() + model.decoder_layers();
+  const bool tied = !model.has_tied_embeddings() || model.tied_embeddings();
+  auto owner_of = [&](int layer) {
+    for (size_t vs = 0; vs + 1 < bounds_.size(); ++vs) {
+      if (bounds_[vs] <= layer && layer < bounds_[vs + 1]) return static_cast<int>(vs);
+    }
+    return -1;
+  };
+  std::array<int, 3> owner = {-1, -1, -1};
+  if (tied) owner[kOutputUse] = owner_of(total - 1);
+  if (model.decoder_layers() > 0) owner[kTargetUse] = owner_of(model.encoder_layers());
+  if (model.encoder_layers() > 0) owner[kSourceUse] = owner_of(0);
+
+  std::array<Tensor, 3> partials;
+  const Shape shape{model.vocab_size(), model.d_model()};
+  const DType dtype = stage_->chunks()[0]->params().dtype();
+  for (int use = 0; use < 3; ++use) {
+    if (owner[use] < 0) continue;
+    const int owner_rank = owner[use] % p;  // rank within the pipeline group
+    Tensor buffer;
+    if (owner_rank == topology_.stage) {
+      buffer = stage_->chunks()[owner[use] / p]->embedding_partial(static_cast<EmbeddingUse>(use));
+    } else {
+      buffer = Tensor::Empty(shape, dtype);
+    }
+    if (p > 1) PT_RETURN_IF_ERROR(groups_.pipeline->Broadcast(buffer, owner_rank));
+    partials[use] = buffer;
+  }
+  for (auto& chunk : stage_->chunks()) PT_RETURN_IF_ERROR(chunk->SetEmbeddingGrad(partials));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<double> PipelineTrainer::GlobalGradSquares() {
+  // Per-parameter sums of squares, gathered from every virtual stage and added
+  // in global layer order: the same sequence of additions as one process.
+  const int p = topology_.pipeline_stages;
+  const int v = static_cast<int>(stage_->chunks().size());
+  std::vector<std::vector<double>> mine(v);
+  int64_t longest = 0;
+  for (int c = 0; c < v; ++c) {
+    mine[c] = stage_->chunks()[c]->GradSquares(/*skip_embedding=*/VirtualStage(c) != 0);
+    longest = std::max<int64_t>(longest, mine[c].size());
+  }
+  if (p == 1) {
+    double total = 0;
+    for (const auto& list : mine) {
+      for (double s : list) total += s;
+    }
+    return total;
+  }
+  Tensor count = Tensor::FromVector({static_cast<double>(longest)}, {1}, DType::kF64);
+  PT_ASSIGN_OR_RETURN(std::vector<Tensor> counts, groups_.pipeline->AllGather(count));
+  int64_t width = 0;
+  for (const Tensor& c : counts) width = std::max<int64_t>(width, static_cast<int64_t>(c.At(0)));
+  // Row c: chunk c's list, NaN-padded to `width` (a sum of squares is never NaN).
+  Tensor packed = Tensor::Empty({v, width + 1}, DType::kF64);
+  for (int c = 0; c < v; ++c) {
+    double* row = packed.data<double>() + c * (width + 1);
+    row[0] = static_cast<double>(mine[c].size());
+    for (int64_t i = 0; i < width; ++i) {
+      row[1 + i] = i < static_cast<int64_t>(mine[c].size()) ? mine[c][i] : 0.0;
+    }
+  }
+  PT_ASSIGN_OR_RETURN(std::vector<Tensor> all, groups_.pipeline->AllGather(packed));
+  double total = 0;
+  for (int vs = 0; vs < p * v; ++vs) {
+    const double* row = all[vs % p].data<double>() + (vs / p) * (width + 1);
+    const int64_t n = static_cast<int64_t>(row[0]);
+    for (int64_t i = 0; i < n; ++i) total += row[1 + i];
+  }
+  return total;
+}
+
+absl::StatusOr<StepMetrics> PipelineTrainer::Step() {
+  const auto start = std::chrono::steady_clock::now();
+  const TrainConfig& train = spec_.train();
+  const ModelSpec& model = spec_.model();
+  const int m = train.microbatches();
+  const int replicas = topology_.data_parallel;
+
+  // Every rank draws the whole global batch (it is a pure function of the
+  // seed and step) and keeps its replica's micro-batches.
+  const std::vector<SentencePair> pairs = SyntheticStepPairs(model, train, step_, m * replicas);
+  PT_ASSIGN_OR_RETURN(std::vector<Batch> all,
+                      CollateMicrobatches(model.kind(), pairs, m * replicas));
+  StepMetrics metrics;
+  metrics.sentences = static_cast<int>(pairs.size());
+  for (const Batch& b : all) {
+    metrics.target_tokens += b.LabelTokens();
+    if (b.src_lengths.defined()) {
+      for (int64_t i = 0; i < b.src_lengths.numel(); ++i) {
+        metrics.source_tokens += b.src_lengths.data<int32_t>()[i];
+      }
+    }
+  }
+  const std::vector<Batch> mine(all.begin() + topology_.replica * m,
+                                all.begin() + (topology_.replica + 1) * m);
+  const double grad_scale = 1.0 / static_cast<double>(std::max<int64_t>(metrics.target_tokens, 1));
+
+  for (auto& chunk : stage_->chunks()) chunk->ZeroGrads();
+  stage_->BeginStep(train.seed(), step_, &mine, topology_.replica * m, grad_scale);
+  PT_RETURN_IF_ERROR(ExecuteActions(schedule_.ranks[topology_.stage], *stage_, *groups_.pipeline,
+                                    train.pipeline().chunks())
+                         .status());
+
+  if (replicas > 1) {
+    for (auto& chunk : stage_->chunks()) {
+      PT_RETURN_IF_ERROR(groups_.data_parallel->AllReduceSum(chunk->params().flat_grads()));
+      for (int use = 0; use < 3; ++use) {
+        Tensor partial = chunk->embedding_partial(static_cast<EmbeddingUse>(use));
+        if (partial.defined()) PT_RETURN_IF_ERROR(groups_.data_parallel->AllReduceSum(partial));
+      }
+    }
+  }
+  PT_RETURN_IF_ERROR(SyncEmbedding());
+  PT_ASSIGN_OR_RETURN(const double squares, GlobalGradSquares());
+
+  ++step_;
+  metrics.step = step_;
+  metrics.lr = LearningRate(train, step_);
+  const AdamWHyper hyper{.lr = metrics.lr,
+                         .beta1 = train.adamw().beta1(),
+                         .beta2 = train.adamw().beta2(),
+                         .epsilon = train.adamw().epsilon(),
+                         .weight_decay = train.adamw().weight_decay()};
+  for (size_t c = 0; c < stage_->chunks().size(); ++c) {
+    ParameterStore& store = stage_->chunks()[c]->params();
+    PT_ASSIGN_OR_RETURN(metrics.grad_norm,
+                        ClipToNorm(store.flat_grads(), squares, train.clip_norm()));
+    PT_RETURN_IF_ERROR(
+        AdamWStep(hyper, step_, store.flat_params(), store.flat_grads(), adam_m_[c], adam_v_[c]));
+  }
+
+  // The loss lives on the last stage of each replica: sum it over everyone.
+  Tensor loss = Tensor::FromVector({stage_->loss_sum(), stage_->nll_sum()}, {2}, DType::kF64);
+  PT_RETURN_IF_ERROR(world_.AllReduceSum(loss));
+  const double tokens = static_cast<double>(std::max<int64_t>(metrics.target_tokens, 1));
+  metrics.loss = loss.At(0) / tokens;
+  metrics.nll = loss.At(1) / tokens;
+  metrics.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (!std::isfinite(metrics.loss) || !std::isfinite(metrics.grad_norm)) {
+    return absl::InternalError(absl::StrCat(
+        "training diverged at step ", step_, ": loss=", metrics.loss, " grad_norm=",
+        metrics.grad_norm, "; lower train.lr, raise train.warmup_steps or set train.clip_norm"));
+  }
+  return metrics;
+}
+
+absl::Status PipelineTrainer::VisitParameters(const std::function<void(const Tensor&)>& visit) {
+  // Every virtual stage's parameters, in order; a stage's copy of the
+  // embedding (registered first) is skipped except on virtual stage 0, so the
+  // bytes are exactly one process's flat buffer.
+  const int p = topology_.pipeline_stages;
+  const int v = static_cast<int>(stage_->chunks().size());
+  for (int vs = 0; vs < p * v; ++vs) {
+    const int owner = vs % p;
+    Tensor block;
+    if (owner == topology_.stage) {
+      const ModelStage& chunk = *stage_->chunks()[vs / p];
+      const Tensor& flat = chunk.params().flat_params();
+      int64_t skip = 0;
+      if (vs != 0 && chunk.has_embedding()) {
+        skip = NumElements(chunk.params().infos()[chunk.embedding_id()].shape);
+      }
+      block = flat.View(skip, {flat.numel() - skip});
+    }
+    if (p > 1) {
+      Tensor count = Tensor::FromVector({static_cast<double>(block.numel())}, {1}, DType::kF64);
+      PT_RETURN_IF_ERROR(groups_.pipeline->Broadcast(count, owner));
+      if (owner != topology_.stage) {
+        block = Tensor::Empty({static_cast<int64_t>(count.At(0))},
+                              stage_->chunks()[0]->params().dtype());
+      }
+      PT_RETURN_IF_ERROR(groups_.pipeline->Broadcast(block, owner));
+    }
+    visit(block);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> PipelineTrainer::ParamsDigest() {
+  uint64_t state = 0xcbf29ce484222325ull;
+  PT_RETURN_IF_ERROR(VisitParameters(
+      [&](const Tensor& block) { state = Fnv1a64(block.raw_data(), block.nbytes(), state); }));
+  return absl::StrFormat("%016x", state);
+}
+
+}  // namespace pipetrain

@@ -1,0 +1,31 @@
+// Where the layers of a run go: the virtual stages' layer ranges (from the
+// partition policy), each stage's activation-checkpointing flags, and the
+// schedule — all read from the resolved training config.
+#ifndef PIPETRAIN_LAUNCHER_STAGE_LAYOUT_H_
+#define PIPETRAIN_LAUNCHER_STAGE_LAYOUT_H_
+
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "parallel/schedule.h"
+#include "proto/run_spec.pb.h"
+
+namespace pipetrain {
+
+// bounds[vs] is the first global layer of virtual stage vs (encoder layers
+// 0..N−1, then decoder layers); bounds.back() is the layer count.
+absl::StatusOr<std::vector<int>> StageBounds(const RunSpec& spec);
+
+// One flag per layer of virtual stage `vs`: recompute its activations in
+// backward. "full" marks every layer; "every" marks global layers g with
+// g % recompute_every == recompute_every − 1; "none" gives an empty list.
+absl::StatusOr<std::vector<bool>> RecomputeFlags(const RunSpec& spec, int virtual_stage,
+                                                 const std::vector<int>& bounds);
+
+// The schedule named by pipeline.schedule for `stages` ranks and `microbatches`.
+absl::StatusOr<Schedule> BuildScheduleFromConfig(const PipelineConfig& pipeline, int stages,
+                                                 int microbatches);
+
+}  // namespace pipetrain
+
+#endif  // PIPETRAIN_LAUNCHER_STAGE_LAYOUT_H_
