@@ -24,6 +24,19 @@ TEST(TrainCommandTest, SameSeedSameDigestOtherSeedOther) {
   EXPECT_NE(a.output.find("final: step=3 "), std::string::npos) << a.output;
 }
 
+TEST(TrainCommandTest, DigestDoesNotDependOnTheThreadCount) {
+  // Every reduction, GEMMs included, is split by the shape, never by the
+  // number of threads: a run is reproducible on any machine size.
+  const std::string args = "train --spec configs/tiny.pbtxt --steps 3 --set microbatches=2";
+  const auto one =
+      testing::RunCommand("env OMP_NUM_THREADS=1 " + std::string(PIPETRAIN_BINARY) + " " + args);
+  const auto two =
+      testing::RunCommand("env OMP_NUM_THREADS=2 " + std::string(PIPETRAIN_BINARY) + " " + args);
+  ASSERT_EQ(one.exit_code, 0) << one.output;
+  ASSERT_EQ(two.exit_code, 0) << two.output;
+  EXPECT_EQ(FinalDigest(one.output), FinalDigest(two.output));
+}
+
 TEST(TrainCommandTest, SetOverridesChangeTheRun) {
   const auto base = RunPipetrain("train --spec configs/tiny.pbtxt --steps 2");
   const auto changed =

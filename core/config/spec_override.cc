@@ -3,6 +3,7 @@
 // without a hand-written flag for each.
 #include <cmath>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,7 @@
 #include "core/config/spec_loader.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/message.h"
+#include "google/protobuf/text_format.h"
 
 namespace pipetrain {
 namespace {
@@ -136,6 +138,37 @@ absl::Status SetValue(pb::Message* message, const pb::FieldDescriptor* field,
   return absl::InternalError(absl::StrCat(where, ": unhandled field type of ", field_path));
 }
 
+// A repeated scalar field from a comma-separated list ("3,6", "full,none"),
+// replacing its contents; an empty value clears it.
+absl::Status SetList(pb::Message* message, const pb::FieldDescriptor* field,
+                     const std::string& value, const std::string& where,
+                     const std::string& field_path) {
+  std::unique_ptr<pb::Message> scratch(message->New());
+  if (!value.empty()) {
+    for (absl::string_view raw : absl::StrSplit(value, ',')) {
+      std::string element(absl::StripAsciiWhitespace(raw));
+      if (field->cpp_type() == pb::FieldDescriptor::CPPTYPE_STRING &&
+          !(element.size() >= 2 && element.front() == '"')) {
+        element = absl::StrCat("\"", element, "\"");
+      }
+      if (!pb::TextFormat::ParseFieldValueFromString(element, field, scratch.get())) {
+        return absl::InvalidArgumentError(absl::StrCat(where, ": '", std::string(raw),
+                                                       "' is not a valid ", TypeName(field),
+                                                       " for ", field_path));
+      }
+    }
+  }
+  message->GetReflection()->ClearField(message, field);
+  const int n = scratch->GetReflection()->FieldSize(*scratch, field);
+  for (int k = 0; k < n; ++k) {
+    // Round-trip through text keeps this independent of the element type.
+    std::string text;
+    pb::TextFormat::PrintFieldValueToString(*scratch, field, k, &text);
+    pb::TextFormat::ParseFieldValueFromString(text, field, message);
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status ApplyOverride(RunSpec* spec, const std::string& assignment) {
@@ -172,9 +205,12 @@ absl::Status ApplyOverride(RunSpec* spec, const std::string& assignment) {
     }
     done = done.empty() ? path[i] : absl::StrCat(done, ".", path[i]);
     if (field->is_repeated()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(where, ": ", done, " is a repeated field (a list of ", TypeName(field),
-                       "); --set changes single values only, so edit the spec file to change it"));
+      if (field->cpp_type() == pb::FieldDescriptor::CPPTYPE_MESSAGE || i + 1 != path.size()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(where, ": ", done, " is a repeated field (a list of ", TypeName(field),
+                         "); --set can replace lists of plain values only, so edit the spec file"));
+      }
+      return SetList(message, field, value, where, done);
     }
     const bool last = i + 1 == path.size();
     if (field->cpp_type() == pb::FieldDescriptor::CPPTYPE_MESSAGE) {

@@ -4,21 +4,50 @@
 #include <algorithm>
 #include <cstdint>
 
+extern "C" void openblas_set_num_threads(int num_threads);
+
 namespace pipetrain::ops::cpu {
 namespace {
 
-// Row-major C = alpha·op(A)·op(B) + beta·C, with op(A) [m, k] and op(B) [k, n].
-void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
-          int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+// Row-major C = alpha·op(A)·op(B) + beta·C, with op(A) [m, k] and op(B) [k, n],
+// on one thread.
+void Gemm1(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+           int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
   cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
               trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
-void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
-          const double* a, int64_t lda, const double* b, int64_t ldb, double beta, double* c,
-          int64_t ldc) {
+void Gemm1(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
+           const double* a, int64_t lda, const double* b, int64_t ldb, double beta, double* c,
+           int64_t ldc) {
   cblas_dgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
               trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+// The same GEMM, bitwise independent of the thread count. OpenBLAS's own
+// threading splits the work differently for each thread count, and its
+// results change in the last bits with it (measured: forward and weight
+// gradients of the tiny model differ between 1 and 2 threads). So BLAS runs
+// single-threaded and the parallelism is ours: C is cut into tiles of
+// kTileRows rows fixed by the shape alone, each computed by one call with the
+// whole k, so every element is computed the same way on any thread count.
+template <typename T>
+void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, const T* a,
+          int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
+  static const bool single_threaded_blas = [] {
+    openblas_set_num_threads(1);
+    return true;
+  }();
+  (void)single_threaded_blas;
+  constexpr int64_t kTileRows = 64;
+  const int64_t tiles = (m + kTileRows - 1) / kTileRows;
+#pragma omp parallel for schedule(static) if (tiles > 1 && m * n * k > (1 << 18))
+  for (int64_t t = 0; t < tiles; ++t) {
+    const int64_t r0 = t * kTileRows, rows = std::min(kTileRows, m - r0);
+    // Row r of op(A) starts at a + r·lda untransposed, at a + r transposed.
+    const T* a_tile = trans_a ? a + r0 : a + r0 * lda;
+    Gemm1(trans_a, trans_b, rows, n, k, alpha, a_tile, lda, b, ldb, beta, c + r0 * ldc, ldc);
+  }
 }
 
 }  // namespace

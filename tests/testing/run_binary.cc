@@ -9,9 +9,13 @@
 namespace pipetrain::testing {
 
 RunResult RunPipetrain(const std::string& args) {
+  return RunCommand(std::string(PIPETRAIN_BINARY) + " " + args);
+}
+
+RunResult RunCommand(const std::string& command_line) {
   RunResult result;
   const std::string command =
-      std::string("cd ") + PIPETRAIN_SOURCE_DIR + " && " + PIPETRAIN_BINARY + " " + args + " 2>&1";
+      std::string("cd ") + PIPETRAIN_SOURCE_DIR + " && " + command_line + " 2>&1";
   FILE* pipe = popen(command.c_str(), "r");
   if (pipe == nullptr) return result;
   char buffer[4096];

@@ -12,7 +12,9 @@ struct RunResult {
   std::string output;  // stdout and stderr together
 };
 
-// Runs `PIPETRAIN_BINARY args` from the source directory (so configs/... resolve).
+// Runs a shell command from the source directory (so configs/... resolve).
+RunResult RunCommand(const std::string& command);
+// Runs `PIPETRAIN_BINARY args` from the source directory.
 RunResult RunPipetrain(const std::string& args);
 
 // The values of `key=` on every "step" line, in order (e.g. key "loss").
