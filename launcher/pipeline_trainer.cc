@@ -14,6 +14,7 @@
 #include "launcher/stage_layout.h"
 #include "models/parameter_store.h"
 #include "parallel/executor.h"
+#include "parallel/schedule_simulator.h"
 
 namespace pipetrain {
 
@@ -40,6 +41,8 @@ absl::Status PipelineTrainer::Build() {
   PT_ASSIGN_OR_RETURN(bounds_, StageBounds(spec_));
   PT_ASSIGN_OR_RETURN(schedule_,
                       BuildScheduleFromConfig(train.pipeline(), p, train.microbatches()));
+  PT_ASSIGN_OR_RETURN(const SimulationResult simulated, SimulateSchedule(schedule_));
+  simulated_peak_live_ = simulated.ranks[topology_.stage].peak_live_activations;
   const DType dtype = train.dtype() == "f64" ? DType::kF64 : DType::kF32;
   std::vector<std::unique_ptr<ModelStage>> chunks;
   for (int c = 0; c < v; ++c) {
@@ -248,6 +251,22 @@ absl::Status PipelineTrainer::VisitParameters(const std::function<void(const Ten
     visit(block);
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> PipelineTrainer::PeakLiveReport() {
+  Tensor mine = Tensor::FromVector(
+      {static_cast<double>(stage_->peak_live()), static_cast<double>(simulated_peak_live_)}, {2},
+      DType::kF64);
+  std::vector<Tensor> all = {mine};
+  if (topology_.pipeline_stages > 1) {
+    PT_ASSIGN_OR_RETURN(all, groups_.pipeline->AllGather(mine));
+  }
+  std::string measured, simulated;
+  for (const Tensor& t : all) {
+    absl::StrAppend(&measured, " ", static_cast<int>(t.At(0)));
+    absl::StrAppend(&simulated, " ", static_cast<int>(t.At(1)));
+  }
+  return absl::StrCat("measured", measured, ", simulated", simulated);
 }
 
 absl::StatusOr<std::string> PipelineTrainer::ParamsDigest() {

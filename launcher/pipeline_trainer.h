@@ -44,6 +44,10 @@ class PipelineTrainer {
   // The largest number of (micro-batch, chunk) activations this rank held at
   // once during the last step.
   int peak_live_activations() const { return stage_->peak_live(); }
+  // What the schedule simulator predicts for it.
+  int simulated_peak_live_activations() const { return simulated_peak_live_; }
+  // Collective over the pipeline: "measured a b c, simulated a b c" by stage.
+  absl::StatusOr<std::string> PeakLiveReport();
   // First global layer of every virtual stage, and one past the last.
   const std::vector<int>& bounds() const { return bounds_; }
 
@@ -63,6 +67,7 @@ class PipelineTrainer {
   std::unique_ptr<ModelPipelineStage> stage_;
   std::vector<Tensor> adam_m_, adam_v_;  // per chunk
   int64_t step_ = 0;
+  int simulated_peak_live_ = 0;
 };
 
 }  // namespace pipetrain

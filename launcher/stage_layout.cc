@@ -2,31 +2,46 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/status_macros.h"
+#include "parallel/partition.h"
 
 namespace pipetrain {
 
-absl::StatusOr<std::vector<int>> StageBounds(const RunSpec& spec) {
+TransformerShape ShapeOf(const RunSpec& spec) {
+  const ModelSpec& m = spec.model();
+  // Planning lengths: the synthetic task's longest sequences (plus </s>).
+  const int64_t length = spec.train().synthetic().max_length() + 1;
+  return TransformerShape{.encoder_layers = m.encoder_layers(),
+                          .decoder_layers = m.decoder_layers(),
+                          .d_model = m.d_model(),
+                          .ffn_dim = m.ffn_dim(),
+                          .vocab = m.vocab_size(),
+                          .source_length = length,
+                          .target_length = length};
+}
+
+absl::StatusOr<Partition> PartitionFromConfig(const RunSpec& spec) {
   const PipelineConfig& pipe = spec.train().pipeline();
-  const int layers = spec.model().encoder_layers() + spec.model().decoder_layers();
   const int virtual_stages = pipe.stages() * pipe.chunks();
-  if (virtual_stages > layers) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(virtual_stages, " virtual stages (pipeline.stages x chunks) for ", layers,
-                     " layers: every virtual stage needs at least one layer"));
-  }
-  std::vector<int> bounds;
+  PT_ASSIGN_OR_RETURN(const LayerCosts costs, ModelledLayerCosts(ShapeOf(spec)));
   if (pipe.partition() == "explicit") {
-    bounds.push_back(0);
-    for (int b : pipe.boundaries()) bounds.push_back(b);
-    bounds.push_back(layers);
-    return bounds;
+    std::vector<LayerRange> ranges;
+    int first = 0;
+    for (int b : pipe.boundaries()) {
+      ranges.push_back({first, b});
+      first = b;
+    }
+    ranges.push_back({first, spec.model().encoder_layers() + spec.model().decoder_layers()});
+    return PartitionExplicit(costs, virtual_stages, ranges);
   }
-  if (pipe.partition() == "balanced") {
-    return absl::UnimplementedError("partition=balanced: being wired to parallel/partition");
-  }
-  for (int vs = 0; vs <= virtual_stages; ++vs) {
-    bounds.push_back(static_cast<int>(static_cast<int64_t>(vs) * layers / virtual_stages));
-  }
+  if (pipe.partition() == "balanced") return PartitionCostBalanced(costs, virtual_stages);
+  return PartitionUniform(costs, virtual_stages);
+}
+
+absl::StatusOr<std::vector<int>> StageBounds(const RunSpec& spec) {
+  PT_ASSIGN_OR_RETURN(const Partition partition, PartitionFromConfig(spec));
+  std::vector<int> bounds;
+  for (const StagePartition& stage : partition.stages) bounds.push_back(stage.layers.first);
+  bounds.push_back(partition.layers());
   return bounds;
 }
 

@@ -7,10 +7,17 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "parallel/partition.h"
 #include "parallel/schedule.h"
 #include "proto/run_spec.pb.h"
 
 namespace pipetrain {
+
+// The shape the cost model plans with.
+TransformerShape ShapeOf(const RunSpec& spec);
+// The partition of the layers into pipeline.stages × chunks virtual stages by
+// pipeline.partition, with modelled costs.
+absl::StatusOr<Partition> PartitionFromConfig(const RunSpec& spec);
 
 // bounds[vs] is the first global layer of virtual stage vs (encoder layers
 // 0..N−1, then decoder layers); bounds.back() is the layer count.

@@ -137,6 +137,7 @@ absl::Status RunDistributed(const RunSpec& spec) {
   PipelineTrainer& trainer = **created;
   if (world->size() > 1) SetLogIdentity(trainer.topology().Identity());
   const bool print = world->rank() == 0;
+  if (!print) SetLogVerbose(false);
   const std::vector<int>& bounds = trainer.bounds();
   std::string layout;
   for (size_t vs = 0; vs + 1 < bounds.size(); ++vs) {
@@ -148,7 +149,6 @@ absl::Status RunDistributed(const RunSpec& spec) {
           trainer.topology().pipeline_stages, spec.train().pipeline().chunks(),
           spec.train().pipeline().schedule(), spec.train().pipeline().partition(),
           trainer.topology().data_parallel, layout);
-  if (!print) SetLogVerbose(false);
   LogModel(spec, trainer.parameters(), " on this rank");
   const TrainerHandle handle{[&] { return trainer.Step(); }, [&] { return trainer.step(); },
                              [&] { return trainer.ParamsDigest(); },
@@ -157,6 +157,11 @@ absl::Status RunDistributed(const RunSpec& spec) {
                              }};
   absl::Status status = RunSteps(spec.train(), handle, print);
   if (!status.ok()) return fail(status);
+  // The activations each stage held at most, against the schedule simulator's
+  // prediction (in micro-batches × chunks; the last step's).
+  auto report = trainer.PeakLiveReport();
+  if (!report.ok()) return fail(report.status());
+  LogInfo("train", "peak live activations by stage: %s", *report);
   return absl::OkStatus();
 }
 

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <fstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -33,6 +34,17 @@ testing::RunResult RunMpi(int ranks, const std::string& args) {
   return testing::RunCommand(launcher + PIPETRAIN_BINARY + " " + args);
 }
 
+// The "measured a b c, simulated a b c" of the peak-live report, as two strings.
+std::pair<std::string, std::string> PeakLive(const std::string& output) {
+  const std::string key = "peak live activations by stage: measured ";
+  const size_t at = output.find(key);
+  if (at == std::string::npos) return {};
+  const size_t comma = output.find(", simulated ", at);
+  const size_t end = output.find('\n', comma);
+  return {output.substr(at + key.size(), comma - at - key.size()),
+          output.substr(comma + 12, end - comma - 12)};
+}
+
 std::string SingleProcessDigest(const std::string& extra) {
   const auto r = RunPipetrain(std::string(kBase) + extra);
   EXPECT_EQ(r.exit_code, 0) << r.output;
@@ -54,6 +66,24 @@ TEST_P(PipelineDigestTest, EqualsOneProcessBitwise) {
   const auto r = RunMpi(c.ranks, std::string(kBase) + "--set microbatches=4 " + c.args);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(FinalDigest(r.output), expected) << r.output;
+  // The activations each stage really held match the schedule simulator.
+  const auto [measured, simulated] = PeakLive(r.output);
+  EXPECT_FALSE(measured.empty()) << r.output;
+  EXPECT_EQ(measured, simulated) << r.output;
+}
+
+TEST(PeakLiveTest, OneFOneBKeepsMinOfStagesLeftAndMicrobatches) {
+  // 1F1B on rank r keeps min(p − r, m) micro-batches; GPipe keeps all m.
+  const auto f1b = RunMpi(4, std::string(kBase) +
+                                 "--set microbatches=6 --set pipeline.stages=4 "
+                                 "--set pipeline.schedule=1f1b --steps 1");
+  ASSERT_EQ(f1b.exit_code, 0) << f1b.output;
+  EXPECT_EQ(PeakLive(f1b.output).first, "4 3 2 1") << f1b.output;
+  const auto gpipe = RunMpi(4, std::string(kBase) +
+                                   "--set microbatches=6 --set pipeline.stages=4 "
+                                   "--set pipeline.schedule=gpipe --steps 1");
+  ASSERT_EQ(gpipe.exit_code, 0) << gpipe.output;
+  EXPECT_EQ(PeakLive(gpipe.output).first, "6 6 6 6") << gpipe.output;
 }
 
 INSTANTIATE_TEST_SUITE_P(
