@@ -6,12 +6,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "core/data/synthetic_task.h"
-#include "core/optim/adamw.h"
 #include "core/optim/grad_clip.h"
-#include "core/optim/lr_schedule.h"
 #include "core/status_macros.h"
 #include "launcher/stage_layout.h"
+#include "launcher/step_common.h"
 #include "models/parameter_store.h"
 #include "parallel/executor.h"
 #include "parallel/schedule_simulator.h"
@@ -149,25 +147,14 @@ absl::StatusOr<double> PipelineTrainer::GlobalGradSquares() {
 absl::StatusOr<StepMetrics> PipelineTrainer::Step() {
   const auto start = std::chrono::steady_clock::now();
   const TrainConfig& train = spec_.train();
-  const ModelSpec& model = spec_.model();
   const int m = train.microbatches();
   const int replicas = topology_.data_parallel;
 
   // Every rank draws the whole global batch (it is a pure function of the
   // seed and step) and keeps its replica's micro-batches.
-  const std::vector<SentencePair> pairs = SyntheticStepPairs(model, train, step_, m * replicas);
-  PT_ASSIGN_OR_RETURN(std::vector<Batch> all,
-                      CollateMicrobatches(model.kind(), pairs, m * replicas));
   StepMetrics metrics;
-  metrics.sentences = static_cast<int>(pairs.size());
-  for (const Batch& b : all) {
-    metrics.target_tokens += b.LabelTokens();
-    if (b.src_lengths.defined()) {
-      for (int64_t i = 0; i < b.src_lengths.numel(); ++i) {
-        metrics.source_tokens += b.src_lengths.data<int32_t>()[i];
-      }
-    }
-  }
+  PT_ASSIGN_OR_RETURN(const std::vector<Batch> all,
+                      DrawStepBatches(spec_, step_, m * replicas, &metrics));
   const std::vector<Batch> mine(all.begin() + topology_.replica * m,
                                 all.begin() + (topology_.replica + 1) * m);
   const double grad_scale = 1.0 / static_cast<double>(std::max<int64_t>(metrics.target_tokens, 1));
@@ -190,34 +177,18 @@ absl::StatusOr<StepMetrics> PipelineTrainer::Step() {
   PT_RETURN_IF_ERROR(SyncEmbedding());
   PT_ASSIGN_OR_RETURN(const double squares, GlobalGradSquares());
 
-  ++step_;
-  metrics.step = step_;
-  metrics.lr = LearningRate(train, step_);
-  const AdamWHyper hyper{.lr = metrics.lr,
-                         .beta1 = train.adamw().beta1(),
-                         .beta2 = train.adamw().beta2(),
-                         .epsilon = train.adamw().epsilon(),
-                         .weight_decay = train.adamw().weight_decay()};
+  metrics.step = ++step_;
   for (size_t c = 0; c < stage_->chunks().size(); ++c) {
     ParameterStore& store = stage_->chunks()[c]->params();
-    PT_ASSIGN_OR_RETURN(metrics.grad_norm,
-                        ClipToNorm(store.flat_grads(), squares, train.clip_norm()));
-    PT_RETURN_IF_ERROR(
-        AdamWStep(hyper, step_, store.flat_params(), store.flat_grads(), adam_m_[c], adam_v_[c]));
+    PT_ASSIGN_OR_RETURN(metrics.grad_norm, ApplyUpdate(train, step_, squares, store.flat_params(),
+                                                       store.flat_grads(), adam_m_[c], adam_v_[c]));
   }
 
   // The loss lives on the last stage of each replica: sum it over everyone.
   Tensor loss = Tensor::FromVector({stage_->loss_sum(), stage_->nll_sum()}, {2}, DType::kF64);
   PT_RETURN_IF_ERROR(world_.AllReduceSum(loss));
-  const double tokens = static_cast<double>(std::max<int64_t>(metrics.target_tokens, 1));
-  metrics.loss = loss.At(0) / tokens;
-  metrics.nll = loss.At(1) / tokens;
   metrics.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  if (!std::isfinite(metrics.loss) || !std::isfinite(metrics.grad_norm)) {
-    return absl::InternalError(absl::StrCat(
-        "training diverged at step ", step_, ": loss=", metrics.loss, " grad_norm=",
-        metrics.grad_norm, "; lower train.lr, raise train.warmup_steps or set train.clip_norm"));
-  }
+  PT_RETURN_IF_ERROR(FinishMetrics(train, loss.At(0), loss.At(1), &metrics));
   return metrics;
 }
 

@@ -428,7 +428,20 @@ TEST(ApplyOverrideTest, RepeatedFieldIsRejected) {
   RunSpec spec = ValidSpec();
   absl::Status s = ApplyOverride(&spec, "model.norm_override.norm=PRE_LN");
   EXPECT_THAT(Message(s), HasSubstr("model.norm_override is a repeated field (a list of "
-                                    "NormOverride); --set changes single values only"));
+                                    "NormOverride); --set can replace lists of plain values only"));
+}
+
+TEST(ApplyOverrideTest, RepeatedScalarsTakeACommaList) {
+  RunSpec spec = ValidSpec();
+  ASSERT_TRUE(ApplyOverride(&spec, "pipeline.boundaries=3, 6").ok());
+  ASSERT_EQ(spec.train().pipeline().boundaries_size(), 2);
+  EXPECT_EQ(spec.train().pipeline().boundaries(1), 6);
+  ASSERT_TRUE(ApplyOverride(&spec, "pipeline.stage_recompute=full,none").ok());
+  EXPECT_EQ(spec.train().pipeline().stage_recompute(0), "full");
+  ASSERT_TRUE(ApplyOverride(&spec, "pipeline.boundaries=").ok());
+  EXPECT_EQ(spec.train().pipeline().boundaries_size(), 0);
+  EXPECT_THAT(Message(ApplyOverride(&spec, "pipeline.boundaries=3,x")),
+              HasSubstr("'x' is not a valid"));
 }
 
 TEST(ApplyOverrideTest, MalformedAssignments) {

@@ -1,0 +1,59 @@
+#include "launcher/step_common.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "core/data/synthetic_task.h"
+#include "core/optim/adamw.h"
+#include "core/optim/grad_clip.h"
+#include "core/optim/lr_schedule.h"
+#include "core/status_macros.h"
+
+namespace pipetrain {
+
+absl::StatusOr<std::vector<Batch>> DrawStepBatches(const RunSpec& spec, int64_t step,
+                                                   int microbatches, StepMetrics* metrics) {
+  const std::vector<SentencePair> pairs =
+      SyntheticStepPairs(spec.model(), spec.train(), step, microbatches);
+  PT_ASSIGN_OR_RETURN(std::vector<Batch> batches,
+                      CollateMicrobatches(spec.model().kind(), pairs, microbatches));
+  metrics->sentences = static_cast<int>(pairs.size());
+  for (const Batch& b : batches) {
+    metrics->target_tokens += b.LabelTokens();
+    if (b.src_lengths.defined()) {
+      for (int64_t i = 0; i < b.src_lengths.numel(); ++i) {
+        metrics->source_tokens += b.src_lengths.data<int32_t>()[i];
+      }
+    }
+  }
+  return batches;
+}
+
+absl::StatusOr<double> ApplyUpdate(const TrainConfig& train, int64_t update, double squares,
+                                   Tensor& params, Tensor& grads, Tensor& adam_m, Tensor& adam_v) {
+  PT_ASSIGN_OR_RETURN(const double norm, ClipToNorm(grads, squares, train.clip_norm()));
+  const AdamWHyper hyper{.lr = LearningRate(train, update),
+                         .beta1 = train.adamw().beta1(),
+                         .beta2 = train.adamw().beta2(),
+                         .epsilon = train.adamw().epsilon(),
+                         .weight_decay = train.adamw().weight_decay()};
+  PT_RETURN_IF_ERROR(AdamWStep(hyper, update, params, grads, adam_m, adam_v));
+  return norm;
+}
+
+absl::Status FinishMetrics(const TrainConfig& train, double loss_sum, double nll_sum,
+                           StepMetrics* metrics) {
+  const double tokens = static_cast<double>(std::max<int64_t>(metrics->target_tokens, 1));
+  metrics->loss = loss_sum / tokens;
+  metrics->nll = nll_sum / tokens;
+  metrics->lr = LearningRate(train, metrics->step);
+  if (!std::isfinite(metrics->loss) || !std::isfinite(metrics->grad_norm)) {
+    return absl::InternalError(absl::StrCat(
+        "training diverged at step ", metrics->step, ": loss=", metrics->loss, " grad_norm=",
+        metrics->grad_norm, "; lower train.lr, raise train.warmup_steps or set train.clip_norm"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace pipetrain

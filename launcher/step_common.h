@@ -1,0 +1,33 @@
+// The parts of an optimizer step that the one-process and the pipeline
+// trainers share: drawing the step's batch, the update, the final checks.
+#ifndef PIPETRAIN_LAUNCHER_STEP_COMMON_H_
+#define PIPETRAIN_LAUNCHER_STEP_COMMON_H_
+
+#include <cstdint>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/data/batch.h"
+#include "launcher/trainer.h"
+#include "proto/run_spec.pb.h"
+
+namespace pipetrain {
+
+// The global batch of optimizer step `step` (0-based), split into
+// `microbatches` micro-batches; fills the token and sentence counts of `metrics`.
+absl::StatusOr<std::vector<Batch>> DrawStepBatches(const RunSpec& spec, int64_t step,
+                                                   int microbatches, StepMetrics* metrics);
+
+// Clips `grads` to the global norm sqrt(`squares`) and applies AdamW for update
+// number `update` (1-based). Returns the norm before clipping.
+absl::StatusOr<double> ApplyUpdate(const TrainConfig& train, int64_t update, double squares,
+                                   Tensor& params, Tensor& grads, Tensor& adam_m, Tensor& adam_v);
+
+// Fills loss/nll per target token and the lr of `metrics`; a non-finite loss
+// or norm is an error saying what to change.
+absl::Status FinishMetrics(const TrainConfig& train, double loss_sum, double nll_sum,
+                           StepMetrics* metrics);
+
+}  // namespace pipetrain
+
+#endif  // PIPETRAIN_LAUNCHER_STEP_COMMON_H_
