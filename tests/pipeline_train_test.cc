@@ -105,6 +105,8 @@ INSTANTIATE_TEST_SUITE_P(
                      "--set pipeline.boundaries=3"},
         PipelineCase{"pp2_recompute_full", 2,
                      "--set pipeline.stages=2 --set pipeline.recompute=full"},
+        PipelineCase{"pp2_stage_recompute", 2,
+                     "--set pipeline.stages=2 --set pipeline.stage_recompute=full,none"},
         PipelineCase{"pp4_recompute_every2", 4,
                      "--set pipeline.stages=4 --set pipeline.recompute=every "
                      "--set pipeline.recompute_every=2"}),
