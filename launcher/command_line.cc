@@ -1,8 +1,33 @@
 #include "launcher/command_line.h"
 
+#include <algorithm>
 #include <cstring>
+#include <deque>
+#include <string>
 
 namespace pipetrain {
+namespace {
+
+// "--from-gettext=x" → "--from_gettext=x": flags may be spelled with hyphens,
+// as most command-line tools allow; absl's names use underscores. Values and
+// positional arguments are left alone.
+char* NormalizeFlagName(char* arg, std::deque<std::string>* storage) {
+  if (std::strncmp(arg, "--", 2) != 0 || std::strchr(arg, '-') == nullptr) return arg;
+  std::string text(arg);
+  const size_t end = std::min(text.find('='), text.size());
+  bool changed = false;
+  for (size_t i = 2; i < end; ++i) {
+    if (text[i] == '-') {
+      text[i] = '_';
+      changed = true;
+    }
+  }
+  if (!changed) return arg;
+  storage->push_back(std::move(text));
+  return storage->back().data();
+}
+
+}  // namespace
 
 CommandLine SplitCommandLine(int argc, char** argv) {
   CommandLine cl;
@@ -20,7 +45,7 @@ CommandLine SplitCommandLine(int argc, char** argv) {
     } else if (cl.subcommand.empty() && arg[0] != '-') {
       cl.subcommand = arg;
     } else {
-      cl.absl_argv.push_back(argv[i]);
+      cl.absl_argv.push_back(NormalizeFlagName(argv[i], &cl.storage));
     }
   }
   return cl;
