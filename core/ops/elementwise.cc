@@ -6,6 +6,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "core/ops/op_checks.h"
 #include "core/status_macros.h"
 
 namespace pipetrain::ops {
@@ -25,17 +26,6 @@ void HeadScaleBackwardWeight(const T* x, const T* dy, int64_t rows, int64_t head
 }  // namespace cpu
 
 namespace {
-
-absl::Status CheckFloatCpu(absl::string_view op, absl::string_view name, const Tensor& t) {
-  PT_CHECK_ARG(t.defined(), op, ": ", name, " is an undefined tensor");
-  PT_CHECK_ARG(t.dtype() == DType::kF32 || t.dtype() == DType::kF64, op, ": ", name,
-               " must be f32 or f64, got ", DTypeName(t.dtype()));
-  if (t.device() != Device::kCpu) {
-    return absl::UnimplementedError(absl::StrCat(op, ": ", name, " is on ", DeviceName(t.device()),
-                                                 "; only the CPU implementation is built"));
-  }
-  return absl::OkStatus();
-}
 
 // Both float tensors on the CPU with the same dtype and shape.
 absl::Status CheckPair(absl::string_view op, absl::string_view a_name, const Tensor& a,
