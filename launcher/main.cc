@@ -1,4 +1,4 @@
-// pipetrain: one binary, several subcommands (today: train, version).
+// pipetrain: one binary, several subcommands (today: train, plan, version).
 // Only this file exits the process; everything below returns absl::Status.
 #include <cstdio>
 #include <string>
@@ -7,6 +7,7 @@
 #include "absl/flags/usage.h"
 #include "core/gpu_runtime.h"
 #include "launcher/command_line.h"
+#include "launcher/plan_command.h"
 #include "launcher/train_command.h"
 
 namespace {
@@ -17,6 +18,9 @@ constexpr char kUsage[] =
     "commands:\n"
     "  train    --spec FILE [--config FILE] [--steps N] [--seed S] [--set field=value]...\n"
     "           [--metrics FILE]   train a model (one process; synthetic task built in)\n"
+    "  plan     --spec FILE --world N [--dp D] [--microbatches M] [--schedule S] [--chunks V]\n"
+    "           [--partition P] [--recompute R] [--seq L] [--trace FILE]   partition, memory\n"
+    "           per GPU, simulated step time and bubble on N GPUs (docs/plan.md)\n"
     "  version  print the build configuration\n"
     "\n"
     "`--set` overrides any spec or config field, e.g. --set model.d_model=128\n"
@@ -45,6 +49,8 @@ int main(int argc, char** argv) {
   absl::Status status;
   if (cl.subcommand == "train") {
     status = pipetrain::RunTrainCommand(cl.overrides);
+  } else if (cl.subcommand == "plan") {
+    status = pipetrain::RunPlanCommand(cl.overrides);
   } else if (cl.subcommand == "version") {
     return PrintVersion();
   } else {
