@@ -4,8 +4,6 @@
 #include <algorithm>
 #include <cstdint>
 
-extern "C" void openblas_set_num_threads(int num_threads);
-
 namespace pipetrain::ops::cpu {
 namespace {
 
@@ -27,21 +25,21 @@ void Gemm1(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double a
 // The same GEMM, bitwise independent of the thread count. OpenBLAS's own
 // threading splits the work differently for each thread count, and its
 // results change in the last bits with it (measured: forward and weight
-// gradients of the tiny model differ between 1 and 2 threads). So BLAS runs
-// single-threaded and the parallelism is ours: C is cut into tiles of
-// kTileRows rows fixed by the shape alone, each computed by one call with the
-// whole k, so every element is computed the same way on any thread count.
+// gradients of the tiny model differ between 1 and 2 threads). So the
+// parallelism is ours: C is cut into tiles of kTileRows rows fixed by the
+// shape alone, each computed by one call with the whole k. The calls run
+// inside an active parallel region, where OpenBLAS's OpenMP build computes
+// single-threaded (with one OpenMP thread it has one thread anyway), so every
+// element is computed the same way on any thread count. The region is always
+// entered: a skipped region would let OpenBLAS thread that call itself.
+// (openblas_set_num_threads is no way out: in the OpenMP build it sets the
+// OpenMP thread count of the whole process.)
 template <typename T>
 void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, const T* a,
           int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
-  static const bool single_threaded_blas = [] {
-    openblas_set_num_threads(1);
-    return true;
-  }();
-  (void)single_threaded_blas;
   constexpr int64_t kTileRows = 64;
   const int64_t tiles = (m + kTileRows - 1) / kTileRows;
-#pragma omp parallel for schedule(static) if (tiles > 1 && m * n * k > (1 << 18))
+#pragma omp parallel for schedule(static)
   for (int64_t t = 0; t < tiles; ++t) {
     const int64_t r0 = t * kTileRows, rows = std::min(kTileRows, m - r0);
     // Row r of op(A) starts at a + r·lda untransposed, at a + r transposed.
