@@ -13,24 +13,13 @@
 namespace pipetrain::ops {
 namespace {
 
+using ::pipetrain::testing::IsInvalid;
+using ::pipetrain::testing::MaxAbsDiff;
 using ::pipetrain::testing::NumericGradient;
 using ::pipetrain::testing::RandomTensor;
+using ::pipetrain::testing::RecordError;
 using ::pipetrain::testing::RelativeError;
 using ::pipetrain::testing::WeightedSum;
-
-// Keeps the measured error in the XML report (--gtest_output=xml).
-void RecordError(const std::string& name, double err) {
-  ::testing::Test::RecordProperty(name, absl::StrFormat("%.2e", err));
-}
-
-double MaxAbsDiff(const Tensor& a, const Tensor& b) {
-  EXPECT_EQ(a.shape(), b.shape());
-  double m = 0;
-  for (int64_t i = 0; i < a.numel(); ++i) m = std::max(m, std::abs(a.At(i) - b.At(i)));
-  return m;
-}
-
-bool IsInvalid(const absl::Status& s) { return s.code() == absl::StatusCode::kInvalidArgument; }
 
 // Random inputs kept at least 0.01 away from ReLU's kink, so central
 // differences with h = 1e-5 never straddle it.

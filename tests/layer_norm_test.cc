@@ -17,32 +17,16 @@
 namespace pipetrain::ops {
 namespace {
 
+using ::pipetrain::testing::IsInvalid;
+using ::pipetrain::testing::MaxAbsDiff;
+using ::pipetrain::testing::Minus;
 using ::pipetrain::testing::NumericGradient;
 using ::pipetrain::testing::RandomTensor;
+using ::pipetrain::testing::RecordError;
 using ::pipetrain::testing::RelativeError;
 using ::pipetrain::testing::WeightedSum;
 
 constexpr double kEps = 1e-5;
-
-// Keeps the measured error in the XML report (--gtest_output=xml).
-void RecordError(const std::string& name, double err) {
-  ::testing::Test::RecordProperty(name, absl::StrFormat("%.2e", err));
-}
-
-double MaxAbsDiff(const Tensor& a, const Tensor& b) {
-  EXPECT_EQ(a.shape(), b.shape());
-  double m = 0;
-  for (int64_t i = 0; i < a.numel(); ++i) m = std::max(m, std::abs(a.At(i) - b.At(i)));
-  return m;
-}
-
-Tensor Minus(const Tensor& a, const Tensor& b) {
-  Tensor d = Tensor::Empty(a.shape(), DType::kF64);
-  for (int64_t i = 0; i < a.numel(); ++i) d.data<double>()[i] = a.At(i) - b.At(i);
-  return d;
-}
-
-bool IsInvalid(const absl::Status& s) { return s.code() == absl::StatusCode::kInvalidArgument; }
 
 // Row mean and σ = sqrt(var + eps), written out the long way.
 void NaiveStats(const Tensor& x, int64_t r, double eps, double* mean, double* sigma) {

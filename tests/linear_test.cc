@@ -16,8 +16,11 @@
 namespace pipetrain::ops {
 namespace {
 
+using ::pipetrain::testing::MaxAbsDiff;
+using ::pipetrain::testing::Minus;
 using ::pipetrain::testing::NumericGradient;
 using ::pipetrain::testing::RandomTensor;
+using ::pipetrain::testing::RecordError;
 using ::pipetrain::testing::RelativeError;
 using ::pipetrain::testing::WeightedSum;
 
@@ -37,25 +40,7 @@ Tensor NaiveLinear(const Tensor& x, const Tensor& w, const Tensor* b) {
   return y;
 }
 
-// Keeps the measured error in the XML report (--gtest_output=xml).
-void RecordError(const std::string& name, double err) {
-  ::testing::Test::RecordProperty(name, absl::StrFormat("%.2e", err));
-}
-
-double MaxAbsDiff(const Tensor& a, const Tensor& b) {
-  EXPECT_EQ(a.shape(), b.shape());
-  double m = 0;
-  for (int64_t i = 0; i < a.numel(); ++i) m = std::max(m, std::abs(a.At(i) - b.At(i)));
-  return m;
-}
-
 // Tensor a − b, in f64.
-Tensor Minus(const Tensor& a, const Tensor& b) {
-  Tensor d = Tensor::Empty(a.shape(), DType::kF64);
-  for (int64_t i = 0; i < a.numel(); ++i) d.data<double>()[i] = a.At(i) - b.At(i);
-  return d;
-}
-
 TEST(LinearTest, ForwardMatchesNaiveWithAndWithoutBias) {
   Tensor x = RandomTensor({2, 3, 5}, 1);
   Tensor w = RandomTensor({4, 5}, 2);

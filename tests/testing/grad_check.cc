@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cmath>
 
+#include "absl/strings/str_format.h"
 #include "core/philox.h"
+#include "gtest/gtest.h"
 
 namespace pipetrain::testing {
 
@@ -45,5 +47,24 @@ double WeightedSum(const Tensor& y, const Tensor& w) {
   for (int64_t i = 0; i < y.numel(); ++i) s += y.At(i) * w.At(i);
   return s;
 }
+
+double MaxAbsDiff(const Tensor& a, const Tensor& b) {
+  EXPECT_EQ(a.shape(), b.shape());
+  double m = 0;
+  for (int64_t i = 0; i < a.numel(); ++i) m = std::max(m, std::abs(a.At(i) - b.At(i)));
+  return m;
+}
+
+Tensor Minus(const Tensor& a, const Tensor& b) {
+  Tensor d = Tensor::Empty(a.shape(), DType::kF64);
+  for (int64_t i = 0; i < a.numel(); ++i) d.data<double>()[i] = a.At(i) - b.At(i);
+  return d;
+}
+
+void RecordError(const std::string& name, double err) {
+  ::testing::Test::RecordProperty(name, absl::StrFormat("%.2e", err));
+}
+
+bool IsInvalid(const absl::Status& s) { return s.code() == absl::StatusCode::kInvalidArgument; }
 
 }  // namespace pipetrain::testing

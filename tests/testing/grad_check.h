@@ -9,7 +9,9 @@
 
 #include <cstdint>
 #include <functional>
+#include <string>
 
+#include "absl/status/status.h"
 #include "core/tensor.h"
 
 namespace pipetrain::testing {
@@ -27,6 +29,14 @@ double RelativeError(const Tensor& analytic, const Tensor& numeric, double floor
 
 // Σ w ⊙ y in double.
 double WeightedSum(const Tensor& y, const Tensor& w);
+
+// max |a − b| over elements (shapes must match).
+double MaxAbsDiff(const Tensor& a, const Tensor& b);
+// a − b as f64.
+Tensor Minus(const Tensor& a, const Tensor& b);
+// Keeps a measured error in the XML report (--gtest_output=xml).
+void RecordError(const std::string& name, double err);
+bool IsInvalid(const absl::Status& s);
 
 }  // namespace pipetrain::testing
 
