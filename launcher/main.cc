@@ -7,6 +7,7 @@
 #include "absl/flags/usage.h"
 #include "core/gpu_runtime.h"
 #include "launcher/command_line.h"
+#include "launcher/data_command.h"
 #include "launcher/plan_command.h"
 #include "launcher/train_command.h"
 
@@ -22,6 +23,7 @@ constexpr char kUsage[] =
     "  plan     --spec FILE --world N [--dp D] [--microbatches M] [--schedule S] [--chunks V]\n"
     "           [--partition P] [--recompute R] [--seq L] [--trace FILE]   partition, memory\n"
     "           per GPU, simulated step time and bubble on N GPUs (docs/plan.md)\n"
+    "  data     build --out DIR --from-gettext /usr/share/locale | --from-tsv FILE (docs/data.md)\n"
     "  version  print the build configuration\n"
     "\n"
     "`--set` overrides any spec or config field, e.g. --set model.d_model=128\n"
@@ -52,6 +54,8 @@ int main(int argc, char** argv) {
     status = pipetrain::RunTrainCommand(cl.overrides);
   } else if (cl.subcommand == "plan") {
     status = pipetrain::RunPlanCommand(cl.overrides);
+  } else if (cl.subcommand == "data") {
+    status = pipetrain::RunDataCommand(cl.absl_argv);
   } else if (cl.subcommand == "version") {
     return PrintVersion();
   } else {
