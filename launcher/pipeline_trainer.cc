@@ -33,6 +33,7 @@ absl::StatusOr<std::unique_ptr<PipelineTrainer>> PipelineTrainer::Create(const R
 absl::Status PipelineTrainer::Build() {
   const TrainConfig& train = spec_.train();
   const ModelSpec& model = spec_.model();
+  PT_ASSIGN_OR_RETURN(data_, OpenStepData(spec_));
   PT_ASSIGN_OR_RETURN(groups_, SplitGroups(world_, topology_));
   const int p = topology_.pipeline_stages;
   const int v = train.pipeline().chunks();
@@ -154,7 +155,7 @@ absl::StatusOr<StepMetrics> PipelineTrainer::Step() {
   // seed and step) and keeps its replica's micro-batches.
   StepMetrics metrics;
   PT_ASSIGN_OR_RETURN(const std::vector<Batch> all,
-                      DrawStepBatches(spec_, step_, m * replicas, &metrics));
+                      DrawStepBatches(spec_, *data_, step_, m * replicas, &metrics));
   const std::vector<Batch> mine(all.begin() + topology_.replica * m,
                                 all.begin() + (topology_.replica + 1) * m);
   const double grad_scale = 1.0 / static_cast<double>(std::max<int64_t>(metrics.target_tokens, 1));

@@ -15,6 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "launcher/model_pipeline_stage.h"
+#include "launcher/step_data.h"
 #include "launcher/trainer.h"
 #include "parallel/communicator.h"
 #include "parallel/schedule.h"
@@ -39,6 +40,7 @@ class PipelineTrainer {
   absl::Status VisitParameters(const std::function<void(const Tensor&)>& visit);
 
   int64_t step() const { return step_; }
+  StepData& data() { return *data_; }
   const Topology& topology() const { return topology_; }
   int64_t parameters() const;  // this rank's
   // The largest number of (micro-batch, chunk) activations this rank held at
@@ -59,6 +61,7 @@ class PipelineTrainer {
   int VirtualStage(int chunk) const { return chunk * topology_.pipeline_stages + topology_.stage; }
 
   RunSpec spec_;
+  std::unique_ptr<StepData> data_;
   Communicator& world_;
   Topology topology_;
   ProcessGroups groups_;

@@ -4,7 +4,6 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
-#include "core/data/synthetic_task.h"
 #include "core/optim/adamw.h"
 #include "core/optim/grad_clip.h"
 #include "core/optim/lr_schedule.h"
@@ -12,10 +11,10 @@
 
 namespace pipetrain {
 
-absl::StatusOr<std::vector<Batch>> DrawStepBatches(const RunSpec& spec, int64_t step,
-                                                   int microbatches, StepMetrics* metrics) {
-  const std::vector<SentencePair> pairs =
-      SyntheticStepPairs(spec.model(), spec.train(), step, microbatches);
+absl::StatusOr<std::vector<Batch>> DrawStepBatches(const RunSpec& spec, StepData& data,
+                                                   int64_t step, int microbatches,
+                                                   StepMetrics* metrics) {
+  PT_ASSIGN_OR_RETURN(const std::vector<SentencePair> pairs, data.PairsForStep(step, microbatches));
   PT_ASSIGN_OR_RETURN(std::vector<Batch> batches,
                       CollateMicrobatches(spec.model().kind(), pairs, microbatches));
   metrics->sentences = static_cast<int>(pairs.size());

@@ -8,6 +8,7 @@
 
 #include "absl/status/statusor.h"
 #include "core/data/batch.h"
+#include "launcher/step_data.h"
 #include "launcher/trainer.h"
 #include "proto/run_spec.pb.h"
 
@@ -15,8 +16,9 @@ namespace pipetrain {
 
 // The global batch of optimizer step `step` (0-based), split into
 // `microbatches` micro-batches; fills the token and sentence counts of `metrics`.
-absl::StatusOr<std::vector<Batch>> DrawStepBatches(const RunSpec& spec, int64_t step,
-                                                   int microbatches, StepMetrics* metrics);
+absl::StatusOr<std::vector<Batch>> DrawStepBatches(const RunSpec& spec, StepData& data,
+                                                   int64_t step, int microbatches,
+                                                   StepMetrics* metrics);
 
 // Clips `grads` to the global norm sqrt(`squares`) and applies AdamW for update
 // number `update` (1-based). Returns the norm before clipping.

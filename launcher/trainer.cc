@@ -9,8 +9,9 @@
 
 namespace pipetrain {
 
-Trainer::Trainer(const RunSpec& spec, std::unique_ptr<TransformerModel> model)
-    : spec_(spec), model_(std::move(model)) {
+Trainer::Trainer(const RunSpec& spec, std::unique_ptr<TransformerModel> model,
+                 std::unique_ptr<StepData> data)
+    : spec_(spec), data_(std::move(data)), model_(std::move(model)) {
   const Tensor& params = model_->params().flat_params();
   adam_m_ = Tensor::Zeros(params.shape(), params.dtype());
   adam_v_ = Tensor::Zeros(params.shape(), params.dtype());
@@ -20,7 +21,8 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const RunSpec& spec) {
   const DType dtype = spec.train().dtype() == "f64" ? DType::kF64 : DType::kF32;
   PT_ASSIGN_OR_RETURN(std::unique_ptr<TransformerModel> model,
                       TransformerModel::Create(spec.model(), dtype, spec.train().seed()));
-  return std::unique_ptr<Trainer>(new Trainer(spec, std::move(model)));
+  PT_ASSIGN_OR_RETURN(std::unique_ptr<StepData> data, OpenStepData(spec));
+  return std::unique_ptr<Trainer>(new Trainer(spec, std::move(model), std::move(data)));
 }
 
 std::string Trainer::ParamsDigest() const { return pipetrain::ParamsDigest(model_->params()); }
@@ -31,7 +33,7 @@ absl::StatusOr<StepMetrics> Trainer::Step() {
   const int microbatches = std::max(train.microbatches(), 1);
   StepMetrics metrics;
   PT_ASSIGN_OR_RETURN(const std::vector<Batch> batches,
-                      DrawStepBatches(spec_, step_, microbatches, &metrics));
+                      DrawStepBatches(spec_, *data_, step_, microbatches, &metrics));
   // Every micro-batch's gradient is scaled by the whole step's token count,
   // so the accumulated gradient is the mean over the step's tokens.
   const double grad_scale = 1.0 / static_cast<double>(std::max<int64_t>(metrics.target_tokens, 1));

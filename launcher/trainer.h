@@ -10,6 +10,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "launcher/step_data.h"
 #include "models/transformer_model.h"
 #include "proto/run_spec.pb.h"
 
@@ -32,17 +33,20 @@ class Trainer {
   // The spec must be resolved (defaults applied, validated).
   static absl::StatusOr<std::unique_ptr<Trainer>> Create(const RunSpec& spec);
 
-  // Runs optimizer update number step()+1 on the synthetic task.
+  // Runs optimizer update number step()+1 on the spec's data.
   absl::StatusOr<StepMetrics> Step();
 
   int64_t step() const { return step_; }
+  StepData& data() { return *data_; }
   TransformerModel& model() { return *model_; }
   std::string ParamsDigest() const;
 
  private:
-  Trainer(const RunSpec& spec, std::unique_ptr<TransformerModel> model);
+  Trainer(const RunSpec& spec, std::unique_ptr<TransformerModel> model,
+          std::unique_ptr<StepData> data);
 
   RunSpec spec_;
+  std::unique_ptr<StepData> data_;
   std::unique_ptr<TransformerModel> model_;
   Tensor adam_m_, adam_v_;
   int64_t step_ = 0;  // updates done

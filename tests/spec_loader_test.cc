@@ -319,6 +319,38 @@ TEST(SpecValidateTest, SyntheticDataRanges) {
   EXPECT_TRUE(Check("  heads: 4", "  heads: 4\n  max_positions: 14").ok());
 }
 
+TEST(SpecValidateTest, CorpusAndValidationRanges) {
+  const std::string corpus = "  steps: 10\n  corpus { dir: \"data/c\" ";
+  EXPECT_TRUE(Check("  steps: 10", corpus + "languages: [\"en\", \"pt_BR\"] }\n"
+                                            "  validation { directions: \"en-pt_BR\" }")
+                  .ok());
+  EXPECT_THAT(Message(Check("  steps: 10", corpus + "temperature: -1 }")),
+              HasSubstr("train.corpus.temperature=-1 must be > 0"));
+  EXPECT_THAT(Message(Check("  steps: 10", corpus + "max_length: 1023 }")),
+              HasSubstr("train.corpus.max_length=1023 + 2 (<s>, </s>) exceeds "
+                        "model.max_positions=1024"));
+  EXPECT_THAT(Message(Check("  steps: 10", corpus + "languages: [\"en\", \"en\"] }")),
+              HasSubstr("'en' is listed twice"));
+  EXPECT_THAT(Message(Check("  steps: 10", corpus + "languages: \"en\" }")),
+              HasSubstr("lists one language"));
+  EXPECT_THAT(Message(Check("  steps: 10", corpus + "languages: [\"en\", \"de\"] }\n"
+                                                    "  validation { directions: \"en-fr\" }")),
+              HasSubstr("'en-fr' uses a language not in train.corpus.languages"));
+  EXPECT_THAT(Message(Check("  steps: 10", corpus + "}\n  validation { directions: \"en_de\" }")),
+              HasSubstr("'en_de' is not a direction; write \"src-tgt\""));
+  EXPECT_THAT(Message(Check("  steps: 10", corpus + "}\n  validation { beam_size: -2 }")),
+              HasSubstr("train.validation.beam_size=-2 must be >= 1"));
+  EXPECT_THAT(Message(Check("  steps: 10", "  steps: 10\n  validation { directions: \"en-de\" }")),
+              HasSubstr("train.validation.directions needs a corpus"));
+  auto encoder_only =
+      ParseRunSpecText(Replace(Replace(kValid, "kind: ENCODER_DECODER", "kind: ENCODER_ONLY"),
+                               "  steps: 10", corpus + "}"),
+                       "x.pbtxt");
+  ASSERT_TRUE(encoder_only.ok());
+  EXPECT_THAT(Message(ValidateRunSpec(*encoder_only, "x.pbtxt")),
+              HasSubstr("train.corpus needs a model that generates text"));
+}
+
 TEST(SpecValidateTest, MissingTrainBlockSaysSo) {
   auto spec = ParseRunSpecText(std::string(kValid).substr(0, std::string(kValid).find("train")),
                                "model_only.pbtxt");

@@ -76,6 +76,19 @@ void ApplyDefaults(RunSpec* spec) {
   if (s.task() == SYNTHETIC_TASK_UNSPECIFIED) s.set_task(REVERSE);
   if (s.min_length() == 0) s.set_min_length(4);
   if (s.max_length() == 0) s.set_max_length(12);
+  // Corpus defaults only where a corpus is used, so synthetic runs resolve
+  // to the same text as before.
+  if (!t.corpus().dir().empty()) {
+    CorpusData& c = *t.mutable_corpus();
+    if (c.min_pairs() == 0) c.set_min_pairs(1);
+    if (c.temperature() == 0) c.set_temperature(5);
+    if (c.max_length() == 0) c.set_max_length(spec->model().max_positions() - 2);
+    if (c.vocab_sentences() == 0) c.set_vocab_sentences(300000);
+    Validation& v = *t.mutable_validation();
+    if (v.sentences() == 0) v.set_sentences(100);
+    if (v.loss_sentences() == 0) v.set_loss_sentences(200);
+    if (v.beam_size() == 0) v.set_beam_size(1);
+  }
 }
 
 absl::StatusOr<RunSpec> LoadRunSpec(const std::string& spec_path, const std::string& config_path,

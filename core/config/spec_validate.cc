@@ -337,6 +337,72 @@ void CheckPipeline(const TrainConfig& t, const ModelSpec& m, Problems& p) {
   }
 }
 
+// Field ranges of the corpus and validation blocks; whether the corpus and
+// the named languages exist is checked when the data is opened.
+void CheckCorpus(const TrainConfig& t, const ModelSpec& m, Problems& p) {
+  const CorpusData& c = t.corpus();
+  if (c.dir().empty()) {
+    if (t.validation().directions_size() > 0) {
+      p.Add("train.validation.directions needs a corpus: set train.corpus.dir");
+    }
+    return;
+  }
+  if (m.kind() == ENCODER_ONLY) {
+    p.Add(
+        "train.corpus needs a model that generates text: model.kind is ENCODER_ONLY; use "
+        "ENCODER_DECODER or DECODER_ONLY");
+  }
+  if (!(c.temperature() > 0) || !std::isfinite(c.temperature())) {
+    p.Add("train.corpus.temperature=", c.temperature(), " must be > 0 (5 when unset)");
+  }
+  if (c.min_pairs() < 1) p.Add("train.corpus.min_pairs=", c.min_pairs(), " must be >= 1");
+  if (c.max_length() < 1) {
+    p.Add("train.corpus.max_length=", c.max_length(), " must be >= 1");
+  } else if (m.max_positions() > 0 && c.max_length() + 2 > m.max_positions()) {
+    p.Add("train.corpus.max_length=", c.max_length(),
+          " + 2 (<s>, </s>) exceeds model.max_positions=", m.max_positions(),
+          "; lower max_length or raise max_positions");
+  }
+  if (c.vocab_sentences() < 1000) {
+    p.Add("train.corpus.vocab_sentences=", c.vocab_sentences(),
+          " is too few to train a vocabulary; use >= 1000 (300000 when unset)");
+  }
+  std::set<std::string> languages;
+  for (const std::string& code : c.languages()) {
+    if (code.empty() || code.find_first_of(" \t-,") != std::string::npos) {
+      p.Add("train.corpus.languages: '", code,
+            "' is not a language code (write them as in the corpus's languages.txt, e.g. pt_BR)");
+    } else if (!languages.insert(code).second) {
+      p.Add("train.corpus.languages: '", code, "' is listed twice");
+    }
+  }
+  if (!languages.empty() && languages.size() < 2) {
+    p.Add("train.corpus.languages lists one language; a direction needs two");
+  }
+  const Validation& v = t.validation();
+  for (const std::string& direction : v.directions()) {
+    const size_t dash = direction.find('-');
+    const std::string src = direction.substr(0, dash);
+    const std::string tgt = dash == std::string::npos ? "" : direction.substr(dash + 1);
+    if (dash == std::string::npos || src.empty() || tgt.empty() || src == tgt ||
+        tgt.find('-') != std::string::npos) {
+      p.Add("train.validation.directions: '", direction,
+            "' is not a direction; write \"src-tgt\", e.g. \"en-de\"");
+    } else if (!languages.empty() && (!languages.count(src) || !languages.count(tgt))) {
+      p.Add("train.validation.directions: '", direction,
+            "' uses a language not in train.corpus.languages");
+    }
+  }
+  if (v.sentences() < 1) p.Add("train.validation.sentences=", v.sentences(), " must be >= 1");
+  if (v.loss_sentences() < 1) {
+    p.Add("train.validation.loss_sentences=", v.loss_sentences(), " must be >= 1");
+  }
+  if (v.beam_size() < 1) p.Add("train.validation.beam_size=", v.beam_size(), " must be >= 1");
+  if (!(v.length_penalty() >= 0)) {
+    p.Add("train.validation.length_penalty=", v.length_penalty(), " must be >= 0");
+  }
+}
+
 void CheckTrain(const TrainConfig& t, const ModelSpec& m, bool has_train, Problems& p) {
   if (!has_train) {
     p.Add(
@@ -404,6 +470,7 @@ void CheckTrain(const TrainConfig& t, const ModelSpec& m, bool has_train, Proble
   if (t.dtype() != "f32" && t.dtype() != "f64") {
     p.Add("train.dtype=\"", t.dtype(), "\" is not \"f32\" or \"f64\"");
   }
+  CheckCorpus(t, m, p);
 }
 
 }  // namespace
