@@ -66,6 +66,10 @@ void ApplyDefaults(RunSpec* spec) {
   if (t.log_interval() == 0) t.set_log_interval(1);
   if (t.dtype().empty()) t.set_dtype("f32");
   if (t.data_parallel() == 0) t.set_data_parallel(1);
+  if (t.output_dir().empty()) {
+    t.set_output_dir(absl::StrCat("runs/", m.name().empty() ? "unnamed" : m.name()));
+  }
+  if (t.keep_checkpoints() == 0) t.set_keep_checkpoints(3);
   PipelineConfig& pipe = *t.mutable_pipeline();
   if (pipe.stages() == 0) pipe.set_stages(1);
   if (pipe.chunks() == 0) pipe.set_chunks(1);

@@ -470,6 +470,9 @@ void CheckTrain(const TrainConfig& t, const ModelSpec& m, bool has_train, Proble
   if (t.dtype() != "f32" && t.dtype() != "f64") {
     p.Add("train.dtype=\"", t.dtype(), "\" is not \"f32\" or \"f64\"");
   }
+  if (t.keep_checkpoints() < 1) {
+    p.Add("train.keep_checkpoints=", t.keep_checkpoints(), " must be >= 1 (3 when unset)");
+  }
   CheckCorpus(t, m, p);
 }
 
