@@ -2,10 +2,12 @@
 // Only this file exits the process; everything below returns absl::Status.
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "core/gpu_runtime.h"
+#include "launcher/ckpt_command.h"
 #include "launcher/command_line.h"
 #include "launcher/data_command.h"
 #include "launcher/plan_command.h"
@@ -24,6 +26,8 @@ constexpr char kUsage[] =
     "           [--partition P] [--recompute R] [--seq L] [--trace FILE]   partition, memory\n"
     "           per GPU, simulated step time and bubble on N GPUs (docs/plan.md)\n"
     "  data     build --out DIR --from-gettext /usr/share/locale | --from-tsv FILE (docs/data.md)\n"
+    "  ckpt     inspect PATH | verify PATH | export PATH --out FILE.safetensors   look into,\n"
+    "           check (sizes, CRC-32C, finite values) or export a checkpoint (docs/checkpoints.md)\n"
     "  version  print the build configuration\n"
     "\n"
     "`--set` overrides any spec or config field, e.g. --set model.d_model=128\n"
@@ -44,7 +48,9 @@ int PrintVersion() {
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(kUsage);
   pipetrain::CommandLine cl = pipetrain::SplitCommandLine(argc, argv);
-  absl::ParseCommandLine(static_cast<int>(cl.absl_argv.size()), cl.absl_argv.data());
+  // What absl leaves: argv[0], then the positional arguments (ckpt's action and PATH).
+  const std::vector<char*> positional =
+      absl::ParseCommandLine(static_cast<int>(cl.absl_argv.size()), cl.absl_argv.data());
   if (cl.subcommand.empty() || cl.subcommand == "help") {
     std::fputs(kUsage, cl.subcommand.empty() ? stderr : stdout);
     return cl.subcommand.empty() ? 2 : 0;
@@ -56,6 +62,9 @@ int main(int argc, char** argv) {
     status = pipetrain::RunPlanCommand(cl.overrides);
   } else if (cl.subcommand == "data") {
     status = pipetrain::RunDataCommand(cl.absl_argv);
+  } else if (cl.subcommand == "ckpt") {
+    status = pipetrain::RunCkptCommand(
+        std::vector<std::string>(positional.begin() + 1, positional.end()));
   } else if (cl.subcommand == "version") {
     return PrintVersion();
   } else {
