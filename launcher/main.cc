@@ -11,6 +11,7 @@
 #include "launcher/command_line.h"
 #include "launcher/data_command.h"
 #include "launcher/plan_command.h"
+#include "launcher/score_command.h"
 #include "launcher/train_command.h"
 
 namespace {
@@ -26,6 +27,8 @@ constexpr char kUsage[] =
     "           [--partition P] [--recompute R] [--seq L] [--trace FILE]   partition, memory\n"
     "           per GPU, simulated step time and bubble on N GPUs (docs/plan.md)\n"
     "  data     build --out DIR --from-gettext /usr/share/locale | --from-tsv FILE (docs/data.md)\n"
+    "  score    --hyp FILE --ref FILE[,FILE2...]   corpus BLEU, chrF2 and chrF2++ as sacreBLEU\n"
+    "           computes them (docs/metrics.md)\n"
     "  ckpt     inspect PATH | verify PATH | export PATH --out FILE.safetensors   look into,\n"
     "           check (sizes, CRC-32C, finite values) or export a checkpoint (docs/checkpoints.md)\n"
     "  version  print the build configuration\n"
@@ -62,6 +65,8 @@ int main(int argc, char** argv) {
     status = pipetrain::RunPlanCommand(cl.overrides);
   } else if (cl.subcommand == "data") {
     status = pipetrain::RunDataCommand(cl.absl_argv);
+  } else if (cl.subcommand == "score") {
+    status = pipetrain::RunScoreCommand(cl.absl_argv);
   } else if (cl.subcommand == "ckpt") {
     status = pipetrain::RunCkptCommand(
         std::vector<std::string>(positional.begin() + 1, positional.end()));
