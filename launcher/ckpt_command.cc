@@ -6,6 +6,7 @@
 
 #include "absl/flags/declare.h"
 #include "absl/flags/flag.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -70,6 +71,31 @@ std::string JsonString(const std::string& text) {
   return out + "\"";
 }
 
+// "decoder.2.x" before "decoder.10.x": runs of digits compare as numbers, so
+// a deep model lists its layers in order.
+bool NaturalLess(const std::string& a, const std::string& b) {
+  size_t i = 0, j = 0;
+  while (i < a.size() && j < b.size()) {
+    if (absl::ascii_isdigit(a[i]) && absl::ascii_isdigit(b[j])) {
+      const size_t i0 = i, j0 = j;
+      while (i < a.size() && absl::ascii_isdigit(a[i])) ++i;
+      while (j < b.size() && absl::ascii_isdigit(b[j])) ++j;
+      const std::string_view x(a.data() + i0, i - i0), y(b.data() + j0, j - j0);
+      if (x.size() != y.size()) return x.size() < y.size();
+      if (x != y) return x < y;
+    } else {
+      if (a[i] != b[j]) return a[i] < b[j];
+      ++i;
+      ++j;
+    }
+  }
+  return a.size() - i < b.size() - j;
+}
+
+struct NaturalOrder {
+  bool operator()(const std::string& a, const std::string& b) const { return NaturalLess(a, b); }
+};
+
 std::string ShapeText(const CheckpointTensor& t) {
   return absl::StrCat("[", absl::StrJoin(t.shape(), ","), "]");
 }
@@ -113,7 +139,7 @@ std::string DescribeCheckpoint(const CheckpointReader& reader) {
                         train.steps(), train.dtype());
 
   // Per parameter: its roles; totals over parameters.
-  std::map<std::string, std::vector<const CheckpointTensor*>> by_name;
+  std::map<std::string, std::vector<const CheckpointTensor*>, NaturalOrder> by_name;
   for (const CheckpointTensor& t : m.tensors()) by_name[t.name()].push_back(&t);
   int64_t parameters = 0, param_bytes = 0;
   std::map<std::string, int64_t> dtypes;
@@ -143,7 +169,13 @@ std::string DescribeCheckpoint(const CheckpointReader& reader) {
   for (const CheckpointTensor& t : m.tensors()) ++tensors_in[t.file()];
   absl::StrAppendFormat(&text, "  %-*s %12s  %-10s  %s\n", width, "file", "bytes", "crc32c",
                         "tensors");
-  for (const CheckpointFile& f : m.files()) {
+  std::vector<const CheckpointFile*> files;
+  for (const CheckpointFile& f : m.files()) files.push_back(&f);
+  std::sort(files.begin(), files.end(), [](const CheckpointFile* a, const CheckpointFile* b) {
+    return NaturalLess(a->name(), b->name());
+  });
+  for (const CheckpointFile* file : files) {
+    const CheckpointFile& f = *file;
     absl::StrAppendFormat(&text, "  %-*s %12s  %-10s  %d\n", width, f.name(), Grouped(f.size()),
                           Crc32cHex(f.crc32c()), tensors_in[f.name()]);
   }

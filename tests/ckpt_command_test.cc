@@ -101,6 +101,31 @@ TEST_F(CkptCommandTest, InspectPrintsStepSpecFilesAndTensors) {
   ASSERT_EQ(direct.exit_code, 0) << direct.output;
 }
 
+TEST_F(CkptCommandTest, InspectListsLayersInNumericOrder) {
+  RunSpec deep = spec_;
+  deep.mutable_model()->set_encoder_layers(11);
+  deep.mutable_model()->set_decoder_layers(0);
+  deep.mutable_model()->set_kind(ENCODER_ONLY);
+  auto model = TransformerModel::Create(deep.model(), DType::kF32, 1);
+  ASSERT_TRUE(model.ok()) << model.status();
+  const std::string run = dir_ + "/deep";
+  CheckpointInfo info;
+  info.step = 1;
+  info.spec = deep;
+  ASSERT_TRUE(SaveParameterStore(run, info, (*model)->params(), Tensor(), Tensor()).ok());
+  auto reader = CheckpointReader::Open(run);
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  const std::string text = DescribeCheckpoint(*reader);
+  for (const std::string& key :
+       {std::string("  encoder.2.bin "), std::string("  encoder.2.ffn.fc1.bias ")}) {
+    const std::string later = absl::StrCat("  encoder.10", key.substr(11));
+    ASSERT_NE(text.find(key), std::string::npos) << key << "\n" << text;
+    ASSERT_NE(text.find(later), std::string::npos) << later << "\n" << text;
+    EXPECT_LT(text.find(key), text.find(later)) << text;
+  }
+  EXPECT_NE(text.find("optimizer state: none (inference only)"), std::string::npos) << text;
+}
+
 TEST_F(CkptCommandTest, VerifyPassesThenNamesTheDamagedFileAndTensor) {
   const auto ok = RunPipetrain("ckpt verify " + dir_);
   ASSERT_EQ(ok.exit_code, 0) << ok.output;
