@@ -806,13 +806,20 @@ absl::StatusOr<VerifySummary> VerifyCheckpoint(const CheckpointReader& reader) {
       continue;
     }
     int64_t non_finite = 0, negative = 0, first_bad = -1;
-    for (int64_t i = 0; i < values.numel(); ++i) {
-      const double v = values.At(i);
-      const bool bad_value = !std::isfinite(v);
-      const bool bad_sign = t.role() == ADAM_V && v < 0;
-      non_finite += bad_value;
-      negative += bad_sign;
-      if ((bad_value || bad_sign) && first_bad < 0) first_bad = i;
+    const bool second_moment = t.role() == ADAM_V;
+    auto scan = [&](const auto* data) {
+      for (int64_t i = 0; i < values.numel(); ++i) {
+        const bool bad_value = !std::isfinite(data[i]);
+        const bool bad_sign = second_moment && data[i] < 0;
+        non_finite += bad_value;
+        negative += bad_sign;
+        if ((bad_value || bad_sign) && first_bad < 0) first_bad = i;
+      }
+    };
+    if (values.dtype() == DType::kF32) {
+      scan(values.data<float>());
+    } else {
+      scan(values.data<double>());
     }
     if (non_finite > 0) {
       problems.push_back(absl::StrCat(JoinPath(reader.step_dir(), t.file()), ": tensor ",
