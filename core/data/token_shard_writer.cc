@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <string>
@@ -299,7 +300,7 @@ absl::Status WriteTokenFile(const std::string& path, const SplitSentences& s, co
 // language's pairs are in memory at once.
 absl::Status WritePairFile(const std::string& path, const SplitSentences& s,
                            const Selection& selection, const TokenShardHeader& tokens,
-                           int64_t* pairs_total, int64_t* bytes) {
+                           bool progress, int64_t* pairs_total, int64_t* bytes) {
   const int32_t num_languages = static_cast<int32_t>(selection.languages.size());
   std::vector<int32_t> pair_slot(static_cast<size_t>(num_languages) * num_languages, -1);
   for (size_t g = 0; g < selection.pairs.size(); ++g) {
@@ -332,7 +333,10 @@ absl::Status WritePairFile(const std::string& path, const SplitSentences& s,
         WriteArray(out, groups.data(), h.groups);
         std::vector<std::vector<uint64_t>> buckets(num_languages);
         std::vector<uint32_t> flat;
+        ProgressMeter meter(absl::StrCat(fs::path(path).filename().string(), " languages paired"),
+                            num_languages, progress);
         for (int32_t a = 0; a < num_languages; ++a) {
+          meter.Update(a);
           for (const auto& [m, sa] : holders[a]) {
             for (int64_t k = s.message_begin[m]; k < s.message_begin[m + 1]; ++k) {
               const auto [b, sb] = s.members[k];
@@ -361,6 +365,7 @@ absl::Status WritePairFile(const std::string& path, const SplitSentences& s,
             std::vector<uint64_t>().swap(bucket);
           }
         }
+        meter.Finish(num_languages);
         out.seekp(0);
         WriteArray(out, &h, 1);
         WriteArray(out, groups.data(), h.groups);
@@ -414,10 +419,11 @@ absl::StatusOr<ShardSummary> WriteCorpusShards(const std::string& corpus_dir,
   for (int split = 0; split < kNumSplits; ++split) {
     const std::string name(SplitName(split));
     const std::string messages_path = absl::StrCat(corpus_dir, "/", name, ".messages.tsv");
-    PT_ASSIGN_OR_RETURN(const MultiwayCorpus corpus, ReadMultiwayCorpus(messages_path));
-    PT_ASSIGN_OR_RETURN(const SplitSentences sentences,
-                        CollectSentences(corpus, selection.languages, messages_path));
-    PT_ASSIGN_OR_RETURN(const Encoded encoded,
+    auto corpus = std::make_unique<MultiwayCorpus>();
+    PT_ASSIGN_OR_RETURN(*corpus, ReadMultiwayCorpus(messages_path));
+    PT_ASSIGN_OR_RETURN(SplitSentences sentences,
+                        CollectSentences(*corpus, selection.languages, messages_path));
+    PT_ASSIGN_OR_RETURN(Encoded encoded,
                         EncodeAll(sentences, vocab, selection.languages, name, options));
     const std::string stem = absl::StrCat(out_dir, "/", name);
     // Texts are kept for dev and test only: validation scores decoded output
@@ -425,12 +431,17 @@ absl::StatusOr<ShardSummary> WriteCorpusShards(const std::string& corpus_dir,
     PT_RETURN_IF_ERROR(WriteTokenFile(stem + ".tokens", sentences, encoded, vocab,
                                       static_cast<uint32_t>(selection.languages.size()),
                                       /*with_text=*/split != 0, &summary.bytes));
+    summary.sentences[split] = static_cast<int64_t>(sentences.text.size());
+    summary.tokens[split] = static_cast<int64_t>(encoded.ids.size());
+    // The pair lists need only which sentences each message holds: the texts
+    // and ids go first, which keeps the peak memory of the full corpus down.
+    encoded = Encoded{};
+    std::vector<std::string_view>().swap(sentences.text);
+    corpus.reset();
     PT_ASSIGN_OR_RETURN(const TokenShard written, TokenShard::Open(stem + ".tokens"));
     int64_t unordered_pairs = 0;
     PT_RETURN_IF_ERROR(WritePairFile(stem + ".pairs", sentences, selection, written.header(),
-                                     &unordered_pairs, &summary.bytes));
-    summary.sentences[split] = static_cast<int64_t>(sentences.text.size());
-    summary.tokens[split] = static_cast<int64_t>(encoded.ids.size());
+                                     options.progress, &unordered_pairs, &summary.bytes));
     summary.pairs[split] = 2 * unordered_pairs;
   }
 
