@@ -11,7 +11,8 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 packages=(build-essential cmake pkg-config git
           protobuf-compiler libprotobuf-dev libabsl-dev
           libgtest-dev libgmock-dev googletest libbenchmark-dev
-          openmpi-bin libopenmpi-dev libopenblas-dev libopenblas-openmp-dev clang-format)
+          openmpi-bin libopenmpi-dev libopenblas-dev libopenblas-openmp-dev clang-format
+          sentencepiece)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
