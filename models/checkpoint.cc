@@ -418,6 +418,14 @@ absl::Status BeginCheckpoint(const std::string& run_dir, int64_t step) {
     return absl::InternalError(
         absl::StrCat("cannot create the run directory ", run_dir, ": ", ec.message()));
   }
+  if (fs::exists(JoinPath(run_dir, kLatest), ec)) {
+    auto latest = ReadLatest(run_dir);
+    if (latest.ok() && *latest == CheckpointStepDirName(step)) {
+      return absl::FailedPreconditionError(absl::StrCat("checkpoint: ", run_dir, "/", *latest,
+                                                        " is the latest checkpoint already; a "
+                                                        "step is saved once"));
+    }
+  }
   const std::string tmp = TmpDirOf(run_dir, step);
   fs::remove_all(tmp, ec);
   if (ec) return absl::InternalError(absl::StrCat("cannot clear ", tmp, ": ", ec.message()));
@@ -540,6 +548,9 @@ absl::StatusOr<CheckpointReader> CheckpointReader::Open(const std::string& path)
                                               ", but ", JoinPath(dir, kManifest),
                                               " does not exist"));
     }
+  } else if (fs::exists(path, ec) && !fs::is_directory(path, ec)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "checkpoint ", path, " is a file; give a run directory or a step_<N> directory"));
   } else if (fs::is_directory(path, ec)) {
     return absl::NotFoundError(absl::StrCat(
         path,

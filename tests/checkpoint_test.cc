@@ -425,6 +425,8 @@ TEST(CheckpointTest, MissingManifestOrLatestIsReportedNotCrashed) {
   EXPECT_NE(direct.status().message().find("manifest.pb"), std::string::npos) << direct.status();
   auto nothing = CheckpointReader::Open(dir / "no_such_run");
   EXPECT_TRUE(absl::IsNotFound(nothing.status())) << nothing.status();
+  auto file = CheckpointReader::Open(dir / "latest");
+  EXPECT_TRUE(absl::IsInvalidArgument(file.status())) << file.status();
   // A garbled manifest or `latest` is an error naming the file.
   ASSERT_TRUE(WriteFileDurably(dir / "step_1/manifest.pb", "\xff\xff garbage").ok());
   auto garbled = CheckpointReader::Open(dir / "step_1");
@@ -513,6 +515,9 @@ TEST(CheckpointTest, KeepsTheLastKAndLeavesStepsItDidNotWrite) {
   EXPECT_EQ(StepDirs(all.path()).size(), 3u);
   auto again = SaveCheckpoint(all.path(), InfoFor(spec, 3), Blocks(state));
   EXPECT_TRUE(absl::IsFailedPrecondition(again.status())) << again.status();
+  EXPECT_TRUE(absl::IsFailedPrecondition(BeginCheckpoint(all.path(), 3)));
+  EXPECT_TRUE(
+      absl::IsFailedPrecondition(FinalizeCheckpoint(all.path(), InfoFor(spec, 3)).status()));
   EXPECT_EQ(*ReadFileToString(all / "latest"), "step_3\n");
 }
 
