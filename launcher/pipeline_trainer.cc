@@ -225,6 +225,44 @@ absl::Status PipelineTrainer::VisitParameters(const std::function<void(const Ten
   return absl::OkStatus();
 }
 
+absl::Status PipelineTrainer::SaveCheckpoint(const std::string& run_dir) {
+  if (world_.rank() == 0) PT_RETURN_IF_ERROR(BeginCheckpoint(run_dir, step_));
+  PT_RETURN_IF_ERROR(world_.Barrier());
+  if (topology_.replica == 0) {
+    std::vector<NamedBlock> blocks;
+    for (size_t c = 0; c < stage_->chunks().size(); ++c) {
+      const ModelStage& chunk = *stage_->chunks()[c];
+      PT_ASSIGN_OR_RETURN(std::vector<NamedBlock> mine,
+                          BlocksOfStore(chunk.params(), adam_m_[c], adam_v_[c],
+                                        /*include_embedding=*/chunk.first_layer() == 0));
+      for (NamedBlock& block : mine) blocks.push_back(std::move(block));
+    }
+    PT_RETURN_IF_ERROR(WriteCheckpointFiles(run_dir, step_, blocks));
+  }
+  PT_RETURN_IF_ERROR(world_.Barrier());
+  if (world_.rank() == 0) {
+    const CheckpointInfo info{.step = step_,
+                              .spec = spec_,
+                              .data_cursor = data_->Cursor(),
+                              .rng_seed = spec_.train().seed(),
+                              .keep_last = spec_.train().keep_checkpoints()};
+    PT_RETURN_IF_ERROR(FinalizeCheckpoint(run_dir, info).status());
+  }
+  // Nobody reads the checkpoint back before rank 0 has finished it.
+  return world_.Barrier();
+}
+
+absl::Status PipelineTrainer::RestoreCheckpoint(const CheckpointReader& reader) {
+  for (size_t c = 0; c < stage_->chunks().size(); ++c) {
+    PT_RETURN_IF_ERROR(
+        LoadParameterStore(reader, &stage_->chunks()[c]->params(), &adam_m_[c], &adam_v_[c]));
+  }
+  step_ = reader.step();
+  const std::string& cursor = reader.manifest().data_cursor();
+  if (!cursor.empty()) PT_RETURN_IF_ERROR(data_->Seek(cursor));
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::string> PipelineTrainer::PeakLiveReport() {
   Tensor mine = Tensor::FromVector(
       {static_cast<double>(stage_->peak_live()), static_cast<double>(simulated_peak_live_)}, {2},

@@ -17,6 +17,7 @@
 #include "launcher/model_pipeline_stage.h"
 #include "launcher/step_data.h"
 #include "launcher/trainer.h"
+#include "models/checkpoint.h"
 #include "parallel/communicator.h"
 #include "parallel/schedule.h"
 #include "parallel/topology.h"
@@ -38,6 +39,14 @@ class PipelineTrainer {
   // Collective: calls `visit` on every rank with every parameter block in
   // layer order (together: one process's flat parameter buffer).
   absl::Status VisitParameters(const std::function<void(const Tensor&)>& visit);
+
+  // Collective: every rank writes the layer files of its chunks (replica 0
+  // only; the tied embedding by the stage holding layer 0) into one
+  // checkpoint of `run_dir`, which rank 0 then completes. Loads with any
+  // other split (by tensor name).
+  absl::Status SaveCheckpoint(const std::string& run_dir);
+  // Every rank fills its chunks, moments, step and data position.
+  absl::Status RestoreCheckpoint(const CheckpointReader& reader);
 
   int64_t step() const { return step_; }
   StepData& data() { return *data_; }

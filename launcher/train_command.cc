@@ -2,9 +2,12 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <memory>
+#include <optional>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
@@ -12,8 +15,10 @@
 #include "core/config/spec_loader.h"
 #include "core/status_macros.h"
 #include "core/util/log.h"
+#include "launcher/corpus_preparation.h"
 #include "launcher/pipeline_trainer.h"
 #include "launcher/trainer.h"
+#include "launcher/validation.h"
 #include "parallel/mpi_communicator.h"
 #include "parallel/topology.h"
 
@@ -50,6 +55,8 @@ struct TrainerHandle {
   std::function<absl::StatusOr<std::string>()> digest;
   // Every parameter block in layer order (collective when distributed).
   std::function<absl::Status(const std::function<void(const Tensor&)>&)> visit;
+  // Writes a checkpoint into the run directory (collective when distributed).
+  std::function<absl::Status(const std::string&)> save;
 };
 
 absl::Status SaveParams(const TrainerHandle& trainer, bool write) {
@@ -67,21 +74,78 @@ absl::Status SaveParams(const TrainerHandle& trainer, bool write) {
   return absl::OkStatus();
 }
 
-// Steps until train.steps, logging progress (and metrics lines) where `print`.
-absl::Status RunSteps(const TrainConfig& train, const TrainerHandle& trainer, bool print) {
+// One process's flat parameter buffer, assembled from the blocks `visit`
+// gives (collective when distributed).
+absl::StatusOr<Tensor> GatherParameters(const TrainerHandle& trainer) {
+  std::vector<Tensor> blocks;
+  int64_t total = 0;
+  DType dtype = DType::kF32;
+  PT_RETURN_IF_ERROR(trainer.visit([&](const Tensor& block) {
+    blocks.push_back(block.Clone());
+    total += block.numel();
+    dtype = block.dtype();
+  }));
+  Tensor flat = Tensor::Empty({total}, dtype);
+  int64_t at = 0;
+  for (const Tensor& block : blocks) {
+    std::memcpy(static_cast<char*>(flat.raw_data()) + at * DTypeSize(dtype), block.raw_data(),
+                block.nbytes());
+    at += block.numel();
+  }
+  return flat;
+}
+
+// The file metrics lines go to: --metrics, else OUTPUT_DIR/metrics.jsonl for
+// runs that keep an output directory (a corpus or checkpoints), else none.
+std::string MetricsPath(const TrainConfig& train) {
+  if (!absl::GetFlag(FLAGS_metrics).empty()) return absl::GetFlag(FLAGS_metrics);
+  if (!train.corpus().dir().empty() || train.checkpoint_interval() > 0) {
+    return absl::StrCat(train.output_dir(), "/metrics.jsonl");
+  }
+  return "";
+}
+
+// Steps until train.steps, logging progress (and metrics lines) where
+// `validator` is given (the printing rank), validating every eval_interval
+// steps and checkpointing every checkpoint_interval steps and at the end.
+absl::Status RunSteps(const TrainConfig& train, const TrainerHandle& trainer, bool print,
+                      Validator* validator) {
   std::ofstream metrics_file;
-  if (print && !absl::GetFlag(FLAGS_metrics).empty()) {
-    metrics_file.open(absl::GetFlag(FLAGS_metrics), std::ios::app);
+  const std::string metrics_path = MetricsPath(train);
+  if (print && !metrics_path.empty()) {
+    std::error_code ignored;
+    std::filesystem::create_directories(std::filesystem::path(metrics_path).parent_path(), ignored);
+    metrics_file.open(metrics_path, std::ios::app);
     if (!metrics_file) {
-      return absl::PermissionDeniedError(
-          absl::StrCat("cannot open --metrics file ", absl::GetFlag(FLAGS_metrics)));
+      return absl::PermissionDeniedError(absl::StrCat("cannot open the metrics file ", metrics_path,
+                                                      " (--metrics or "
+                                                      "train.output_dir)"));
     }
   }
   const auto start = std::chrono::steady_clock::now();
+  const int64_t first_step = trainer.steps_done();
   const int log_interval = std::max(train.log_interval(), 1);
   StepMetrics last;
   int64_t tokens_since_log = 0;
   double seconds_since_log = 0;
+  double eval_seconds = 0;  // validation time, kept out of the rate and the ETA
+  auto validate = [&](int64_t step) -> absl::Status {
+    if (train.corpus().dir().empty()) return absl::OkStatus();  // nothing to validate on
+    PT_ASSIGN_OR_RETURN(const Tensor flat, GatherParameters(trainer));
+    if (validator == nullptr) return absl::OkStatus();
+    PT_ASSIGN_OR_RETURN(const ValidationResult result, validator->Run(flat, step));
+    eval_seconds += result.seconds;
+    LogInfo("valid", "step %d %s", step, result.Summary());
+    for (const DirectionScores& d : result.directions) {
+      LogInfo("valid", "  %s-%s: %s => %s (ref: %s)", d.src, d.tgt, d.sample_source,
+              d.sample_hypothesis, d.sample_reference);
+    }
+    if (metrics_file) {
+      metrics_file << result.Json(step) << "\n";
+      metrics_file.flush();
+    }
+    return absl::OkStatus();
+  };
   while (trainer.steps_done() < train.steps()) {
     PT_ASSIGN_OR_RETURN(last, trainer.step());
     tokens_since_log += last.target_tokens + last.source_tokens;
@@ -89,7 +153,8 @@ absl::Status RunSteps(const TrainConfig& train, const TrainerHandle& trainer, bo
     if (last.step % log_interval == 0 || last.step == train.steps()) {
       const double elapsed =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      const double eta = elapsed / last.step * (train.steps() - last.step);
+      const double eta =
+          (elapsed - eval_seconds) / (last.step - first_step) * (train.steps() - last.step);
       const double rate = tokens_since_log / std::max(seconds_since_log, 1e-9);
       LogInfo("train", "step %d/%d loss=%.4f nll=%.4f lr=%.3e gnorm=%.3f tok/s=%.0f eta=%s",
               last.step, train.steps(), last.loss, last.nll, last.lr, last.grad_norm, rate,
@@ -105,6 +170,15 @@ absl::Status RunSteps(const TrainConfig& train, const TrainerHandle& trainer, bo
       tokens_since_log = 0;
       seconds_since_log = 0;
     }
+    const bool final_step = last.step == train.steps();
+    if (train.eval_interval() > 0 && (last.step % train.eval_interval() == 0 || final_step)) {
+      PT_RETURN_IF_ERROR(validate(last.step));
+    }
+    if (train.checkpoint_interval() > 0 &&
+        (last.step % train.checkpoint_interval() == 0 || final_step)) {
+      PT_RETURN_IF_ERROR(trainer.save(train.output_dir()));
+      if (print) LogInfo("ckpt", "saved step %d in %s", last.step, train.output_dir());
+    }
   }
   PT_ASSIGN_OR_RETURN(const std::string digest, trainer.digest());
   PT_RETURN_IF_ERROR(SaveParams(trainer, print));
@@ -114,6 +188,37 @@ absl::Status RunSteps(const TrainConfig& train, const TrainerHandle& trainer, bo
     std::fflush(stdout);
   }
   return absl::OkStatus();
+}
+
+// The checkpoint to continue from, when train.output_dir has one. A
+// checkpoint of another model there is an error: continuing would mix runs.
+absl::StatusOr<std::optional<CheckpointReader>> FindResumePoint(const RunSpec& spec) {
+  const std::string& dir = spec.train().output_dir();
+  if (!HasCheckpoint(dir)) return std::nullopt;
+  PT_ASSIGN_OR_RETURN(CheckpointReader reader, CheckpointReader::Open(dir));
+  const ModelSpec& saved = reader.manifest().spec().model();
+  if (saved.SerializeAsString() != spec.model().SerializeAsString()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "train.output_dir ", dir, " holds a checkpoint (", reader.step_dir(),
+        ") of a different model; set train.output_dir to a new directory, or delete that one "
+        "to start over"));
+  }
+  if (reader.step() >= spec.train().steps()) {
+    LogInfo("train", "%s is at step %d, train.steps=%d: nothing left to train (raise --steps)",
+            reader.step_dir(), reader.step(), spec.train().steps());
+  }
+  return std::optional<CheckpointReader>(std::move(reader));
+}
+
+// The dev-set validator for a corpus run with eval_interval > 0, else null.
+absl::StatusOr<std::unique_ptr<Validator>> MakeValidator(
+    const RunSpec& spec, std::unique_ptr<SentencePieceModel>* vocab) {
+  const TrainConfig& train = spec.train();
+  if (train.corpus().dir().empty() || train.eval_interval() <= 0) return nullptr;
+  PT_ASSIGN_OR_RETURN(SentencePieceModel loaded, SentencePieceModel::Load(CorpusVocabPath(train)));
+  *vocab = std::make_unique<SentencePieceModel>(std::move(loaded));
+  return Validator::Create(spec.model(), train.corpus().dir(), **vocab,
+                           ValidationOptionsFromSpec(spec));
 }
 
 void LogModel(const RunSpec& spec, int64_t parameters, const std::string& where) {
@@ -132,6 +237,14 @@ absl::Status RunDistributed(const RunSpec& spec) {
     if (world->size() > 1) world->Abort(std::string(status.message()));
     return status;
   };
+  if (!spec.train().corpus().dir().empty()) {
+    // One rank prepares the data; the others wait for it.
+    if (world->rank() == 0) {
+      const absl::Status prepared = PrepareCorpus(spec);
+      if (!prepared.ok()) return fail(prepared);
+    }
+    PT_RETURN_IF_ERROR(world->Barrier());
+  }
   auto created = PipelineTrainer::Create(spec, *world);
   if (!created.ok()) return fail(created.status());
   PipelineTrainer& trainer = **created;
@@ -154,8 +267,23 @@ absl::Status RunDistributed(const RunSpec& spec) {
                              [&] { return trainer.ParamsDigest(); },
                              [&](const std::function<void(const Tensor&)>& visit) {
                                return trainer.VisitParameters(visit);
-                             }};
-  absl::Status status = RunSteps(spec.train(), handle, print);
+                             },
+                             [&](const std::string& dir) { return trainer.SaveCheckpoint(dir); }};
+  auto resume = FindResumePoint(spec);
+  if (!resume.ok()) return fail(resume.status());
+  if (resume->has_value()) {
+    const absl::Status restored = trainer.RestoreCheckpoint(**resume);
+    if (!restored.ok()) return fail(restored);
+    LogInfo("train", "resumed from %s (step %d)", (*resume)->step_dir(), trainer.step());
+  }
+  std::unique_ptr<SentencePieceModel> vocab;
+  std::unique_ptr<Validator> validator;
+  if (print) {
+    auto made = MakeValidator(spec, &vocab);
+    if (!made.ok()) return fail(made.status());
+    validator = std::move(*made);
+  }
+  absl::Status status = RunSteps(spec.train(), handle, print, validator.get());
   if (!status.ok()) return fail(status);
   // The activations each stage held at most, against the schedule simulator's
   // prediction (in micro-batches × chunks; the last step's).
@@ -189,6 +317,7 @@ absl::Status RunTrainCommand(const std::vector<std::string>& overrides_in) {
       spec.train().data_parallel() > 1) {
     return RunDistributed(spec);
   }
+  if (!spec.train().corpus().dir().empty()) PT_RETURN_IF_ERROR(PrepareCorpus(spec));
   PT_ASSIGN_OR_RETURN(std::unique_ptr<Trainer> trainer, Trainer::Create(spec));
   LogModel(spec, trainer->model().params().total_elements(), "");
   const TrainerHandle handle{
@@ -197,8 +326,16 @@ absl::Status RunTrainCommand(const std::vector<std::string>& overrides_in) {
       [&](const std::function<void(const Tensor&)>& visit) {
         visit(trainer->model().params().flat_params());
         return absl::OkStatus();
-      }};
-  return RunSteps(spec.train(), handle, /*print=*/true);
+      },
+      [&](const std::string& dir) { return trainer->SaveCheckpoint(dir).status(); }};
+  PT_ASSIGN_OR_RETURN(std::optional<CheckpointReader> resume, FindResumePoint(spec));
+  if (resume.has_value()) {
+    PT_RETURN_IF_ERROR(trainer->RestoreCheckpoint(*resume));
+    LogInfo("train", "resumed from %s (step %d)", resume->step_dir(), trainer->step());
+  }
+  std::unique_ptr<SentencePieceModel> vocab;
+  PT_ASSIGN_OR_RETURN(std::unique_ptr<Validator> validator, MakeValidator(spec, &vocab));
+  return RunSteps(spec.train(), handle, /*print=*/true, validator.get());
 }
 
 }  // namespace pipetrain

@@ -25,6 +25,23 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const RunSpec& spec) {
   return std::unique_ptr<Trainer>(new Trainer(spec, std::move(model), std::move(data)));
 }
 
+absl::StatusOr<std::string> Trainer::SaveCheckpoint(const std::string& run_dir) const {
+  const CheckpointInfo info{.step = step_,
+                            .spec = spec_,
+                            .data_cursor = data_->Cursor(),
+                            .rng_seed = spec_.train().seed(),
+                            .keep_last = spec_.train().keep_checkpoints()};
+  return SaveParameterStore(run_dir, info, model_->params(), adam_m_, adam_v_);
+}
+
+absl::Status Trainer::RestoreCheckpoint(const CheckpointReader& reader) {
+  PT_RETURN_IF_ERROR(LoadParameterStore(reader, &model_->params(), &adam_m_, &adam_v_));
+  step_ = reader.step();
+  const std::string& cursor = reader.manifest().data_cursor();
+  if (!cursor.empty()) PT_RETURN_IF_ERROR(data_->Seek(cursor));
+  return absl::OkStatus();
+}
+
 std::string Trainer::ParamsDigest() const { return pipetrain::ParamsDigest(model_->params()); }
 
 absl::StatusOr<StepMetrics> Trainer::Step() {

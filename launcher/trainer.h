@@ -11,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "launcher/step_data.h"
+#include "models/checkpoint.h"
 #include "models/transformer_model.h"
 #include "proto/run_spec.pb.h"
 
@@ -35,6 +36,12 @@ class Trainer {
 
   // Runs optimizer update number step()+1 on the spec's data.
   absl::StatusOr<StepMetrics> Step();
+
+  // Writes a checkpoint of the model, the AdamW moments, the step and the
+  // data cursor into `run_dir` (models/checkpoint.h); returns its directory.
+  absl::StatusOr<std::string> SaveCheckpoint(const std::string& run_dir) const;
+  // Continues from a checkpoint: weights, moments, step and data position.
+  absl::Status RestoreCheckpoint(const CheckpointReader& reader);
 
   int64_t step() const { return step_; }
   StepData& data() { return *data_; }

@@ -1,0 +1,116 @@
+#include "launcher/corpus_preparation.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "core/data/corpus_builder.h"
+#include "core/data/gettext_source.h"
+#include "core/data/sentencepiece_model.h"
+#include "core/data/token_shard_writer.h"
+#include "core/data/token_shards.h"
+#include "core/data/vocab_builder.h"
+#include "core/status_macros.h"
+#include "core/util/log.h"
+#include "models/parameter_store.h"
+
+namespace pipetrain {
+namespace {
+
+bool Exists(const std::string& path) {
+  std::error_code error;
+  return std::filesystem::exists(path, error);
+}
+
+absl::Status BuildFromGettext(const CorpusData& corpus) {
+  LogInfo("data", "no corpus in %s: building it from %s (pipetrain data build)", corpus.dir(),
+          corpus.build_from_gettext());
+  CorpusOptions options;
+  options.min_pairs = corpus.min_pairs();
+  CorpusBuilder builder(options);
+  PT_ASSIGN_OR_RETURN(const GettextSummary read,
+                      AddGettextTree(corpus.build_from_gettext(), GettextOptions{}, &builder));
+  PT_ASSIGN_OR_RETURN(const CorpusSummary built, builder.Build());
+  PT_RETURN_IF_ERROR(builder.Write(corpus.dir()));
+  LogInfo("data", "corpus: languages=%d directions=%d pairs=%d from %d catalogs", built.languages,
+          built.directions, built.TotalPairs(), read.catalogs);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+std::string CorpusVocabPath(const TrainConfig& train) {
+  return absl::StrCat(train.corpus().dir(), "/spm.model");
+}
+
+std::string CorpusShardDir(const TrainConfig& train) {
+  // Shards hold the languages they were asked for, so configs that train on
+  // different languages of one corpus each get their own.
+  std::vector<std::string> languages(train.corpus().languages().begin(),
+                                     train.corpus().languages().end());
+  if (languages.empty()) return absl::StrCat(train.corpus().dir(), "/shards");
+  std::sort(languages.begin(), languages.end());
+  std::string joined = absl::StrJoin(languages, ".");
+  if (joined.size() > 120) {
+    joined = absl::StrFormat("%d-languages-%016x", languages.size(),
+                             Fnv1a64(joined.data(), joined.size()));
+  }
+  return absl::StrCat(train.corpus().dir(), "/shards-", joined);
+}
+
+absl::Status PrepareCorpus(const RunSpec& spec) {
+  const TrainConfig& train = spec.train();
+  const CorpusData& corpus = train.corpus();
+  if (!Exists(absl::StrCat(corpus.dir(), "/train.messages.tsv"))) {
+    PT_CHECK_ARG(!corpus.build_from_gettext().empty(), "train.corpus.dir '", corpus.dir(),
+                 "' holds no corpus (train.messages.tsv); build one with `pipetrain data build "
+                 "--out ",
+                 corpus.dir(), " ...`, or set train.corpus.build_from_gettext");
+    PT_RETURN_IF_ERROR(BuildFromGettext(corpus));
+  }
+  const std::string vocab_path = CorpusVocabPath(train);
+  if (!Exists(vocab_path)) {
+    LogInfo("data", "no vocabulary %s: training %d pieces with spm_train (pipetrain data vocab)",
+            vocab_path, spec.model().vocab_size());
+    VocabOptions options;
+    options.vocab_size = spec.model().vocab_size();
+    options.temperature = corpus.temperature();
+    options.max_sentences = corpus.vocab_sentences();
+    options.seed = train.seed();
+    PT_ASSIGN_OR_RETURN(const VocabSummary summary, BuildVocabulary(corpus.dir(), options));
+    LogInfo("data", "vocabulary: %d pieces from %d sentences of %d languages in %.1fs",
+            summary.vocab_size, summary.sampled_sentences, summary.languages,
+            summary.total_seconds);
+  }
+  PT_ASSIGN_OR_RETURN(const SentencePieceModel vocab, SentencePieceModel::Load(vocab_path));
+  PT_CHECK_ARG(vocab.vocab_size() == spec.model().vocab_size(),
+               "model.vocab_size=", spec.model().vocab_size(), " but the vocabulary ", vocab_path,
+               " has ", vocab.vocab_size(), " pieces; set model.vocab_size=", vocab.vocab_size(),
+               " or delete ", vocab_path, " (and ", CorpusShardDir(train), ") to train a new one");
+  const std::string shard_dir = CorpusShardDir(train);
+  if (!Exists(absl::StrCat(shard_dir, "/manifest.tsv"))) {
+    LogInfo("data", "no shards in %s: encoding the corpus (pipetrain data shard)", shard_dir);
+    PT_ASSIGN_OR_RETURN(const uint64_t hash, HashFileContents(vocab_path));
+    ShardVocabulary shard_vocab;
+    shard_vocab.path = vocab_path;
+    shard_vocab.hash = hash;
+    shard_vocab.vocab_size = vocab.vocab_size();
+    shard_vocab.encode = [&vocab](const std::string& text) { return vocab.Encode(text); };
+    shard_vocab.language_tag_id = [&vocab](const std::string& code) {
+      return vocab.PieceToId(LanguageTagPiece(code));
+    };
+    ShardOptions options;
+    options.languages.assign(corpus.languages().begin(), corpus.languages().end());
+    PT_ASSIGN_OR_RETURN(const ShardSummary summary,
+                        WriteCorpusShards(corpus.dir(), shard_vocab, options, shard_dir));
+    LogInfo("data", "shards: %d languages, %d directions, %d train pairs, %d train tokens in %.1fs",
+            summary.languages, summary.directions, summary.pairs[0], summary.tokens[0],
+            summary.seconds);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace pipetrain

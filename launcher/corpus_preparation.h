@@ -1,0 +1,26 @@
+// Makes a spec's train.corpus ready to train on: builds the corpus from the
+// gettext tree when its directory is empty, trains the SentencePiece
+// vocabulary when there is none, and writes the token shards when they are
+// missing — each step what `pipetrain data build|vocab|shard` does, skipped
+// when its output is already there. So the first run of configs/demo.pbtxt
+// prepares its own data and later runs start at once.
+#ifndef PIPETRAIN_LAUNCHER_CORPUS_PREPARATION_H_
+#define PIPETRAIN_LAUNCHER_CORPUS_PREPARATION_H_
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "proto/run_spec.pb.h"
+
+namespace pipetrain {
+
+// The files of a prepared corpus directory.
+std::string CorpusVocabPath(const TrainConfig& train);  // DIR/spm.model
+// DIR/shards, or DIR/shards-<languages> when train.corpus.languages is set.
+std::string CorpusShardDir(const TrainConfig& train);
+
+absl::Status PrepareCorpus(const RunSpec& spec);
+
+}  // namespace pipetrain
+
+#endif  // PIPETRAIN_LAUNCHER_CORPUS_PREPARATION_H_

@@ -1,0 +1,206 @@
+#include "launcher/validation.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "core/data/collate.h"
+#include "core/metrics/bleu.h"
+#include "core/metrics/chrf.h"
+#include "core/status_macros.h"
+#include "models/translator.h"
+
+namespace pipetrain {
+namespace {
+
+// A JSON string literal of UTF-8 text.
+std::string JsonString(const std::string& text) {
+  std::string out = "\"";
+  for (const unsigned char c : text) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20) {
+      out += absl::StrFormat("\\u%04x", c);
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out + "\"";
+}
+
+// `pairs` cut into consecutive batches of at most `budget` padded tokens.
+std::vector<std::vector<SentencePair>> BatchesWithin(ModelKind kind,
+                                                     const std::vector<SentencePair>& pairs,
+                                                     int64_t budget) {
+  std::vector<std::vector<SentencePair>> batches;
+  std::vector<SentencePair> current;
+  int64_t longest = 0;
+  for (const SentencePair& pair : pairs) {
+    const int64_t cost = PairTokens(kind, pair);
+    const int64_t next_longest = std::max(longest, cost);
+    if (!current.empty() && next_longest * static_cast<int64_t>(current.size() + 1) > budget) {
+      batches.push_back(std::move(current));
+      current.clear();
+      longest = 0;
+    }
+    longest = std::max(longest, cost);
+    current.push_back(pair);
+  }
+  if (!current.empty()) batches.push_back(std::move(current));
+  return batches;
+}
+
+}  // namespace
+
+ValidationOptions ValidationOptionsFromSpec(const RunSpec& spec) {
+  const Validation& v = spec.train().validation();
+  ValidationOptions options;
+  options.directions.assign(v.directions().begin(), v.directions().end());
+  options.sentences = v.sentences();
+  options.loss_sentences = v.loss_sentences();
+  options.beam_size = v.beam_size();
+  options.length_penalty = v.length_penalty();
+  options.max_length = spec.train().corpus().max_length();
+  options.tokens_per_batch = std::max(spec.train().tokens_per_batch(), 256);
+  return options;
+}
+
+std::string ValidationResult::Summary() const {
+  std::vector<std::string> parts;
+  for (const DirectionScores& d : directions) {
+    parts.push_back(absl::StrFormat("%s-%s BLEU=%.2f chrF=%.2f", d.src, d.tgt, d.bleu, d.chrf));
+  }
+  return absl::StrFormat("val_loss=%.4f val_nll=%.4f ppl=%.2f%s%s (%d tokens, %.1fs)", loss, nll,
+                         std::exp(nll), parts.empty() ? "" : " ", absl::StrJoin(parts, " "), tokens,
+                         seconds);
+}
+
+std::string ValidationResult::Json(int64_t step) const {
+  std::string out = absl::StrFormat(
+      "{\"step\":%d,\"val_loss\":%.6f,\"val_nll\":%.6f,\"val_ppl\":%.4f,\"val_tokens\":%d", step,
+      loss, nll, std::exp(nll), tokens);
+  for (const DirectionScores& d : directions) {
+    const std::string key = absl::StrCat(d.src, "-", d.tgt);
+    absl::StrAppendFormat(&out, ",\"bleu/%s\":%.4f,\"chrf/%s\":%.4f", key, d.bleu, key, d.chrf);
+  }
+  absl::StrAppendFormat(&out, ",\"val_seconds\":%.3f}", seconds);
+  return out;
+}
+
+absl::StatusOr<std::unique_ptr<Validator>> Validator::Create(const ModelSpec& spec,
+                                                             const std::string& corpus_dir,
+                                                             const SentencePieceModel& vocab,
+                                                             const ValidationOptions& options) {
+  PT_CHECK_ARG(options.split == "dev" || options.split == "test", "validation split '",
+               options.split, "' is not dev or test");
+  PT_ASSIGN_OR_RETURN(
+      const MultiwayCorpus corpus,
+      ReadMultiwayCorpus(absl::StrCat(corpus_dir, "/", options.split, ".messages.tsv")));
+  std::unique_ptr<Validator> validator(new Validator(spec, vocab, options));
+  const int max_length = options.max_length > 0 ? options.max_length : spec.max_positions() - 2;
+  for (const std::string& name : options.directions) {
+    const size_t dash = name.find('-');
+    PT_CHECK_ARG(dash != std::string::npos, "direction '", name, "' is not src-tgt");
+    Direction d;
+    d.src = name.substr(0, dash);
+    d.tgt = name.substr(dash + 1);
+    for (const std::string& code : {d.src, d.tgt}) {
+      PT_CHECK_ARG(corpus.LanguageIndex(code) >= 0, "direction ", name, ": language '", code,
+                   "' has no sentence in ", corpus_dir, "/", options.split,
+                   ".messages.tsv (see its languages.txt)");
+    }
+    const int32_t tag = vocab.PieceToId(LanguageTagPiece(d.tgt));
+    PT_CHECK_ARG(tag >= 0, "the vocabulary has no tag ", LanguageTagPiece(d.tgt), " for direction ",
+                 name, "; was it trained on this corpus?");
+    const auto pairs = corpus.Pairs(d.src, d.tgt);
+    PT_CHECK_ARG(!pairs.empty(), "direction ", name, " has no ", options.split, " pair in ",
+                 corpus_dir);
+    for (const auto& [src_text, tgt_text] : pairs) {
+      std::vector<int32_t> src = vocab.Encode(src_text);
+      src.insert(src.begin(), tag);
+      std::vector<int32_t> tgt = vocab.Encode(tgt_text);
+      if (static_cast<int>(d.sources.size()) < options.sentences) {
+        std::vector<int32_t> clipped = src;
+        if (static_cast<int>(clipped.size()) > max_length) clipped.resize(max_length);
+        d.sources.push_back(std::move(clipped));
+        d.source_texts.push_back(src_text);
+        d.references.push_back(tgt_text);
+      }
+      if (static_cast<int>(d.loss_pairs.size()) < options.loss_sentences &&
+          static_cast<int>(src.size()) <= max_length &&
+          static_cast<int>(tgt.size()) <= max_length && !tgt.empty()) {
+        d.loss_pairs.push_back(SentencePair{std::move(src), std::move(tgt)});
+      }
+      if (static_cast<int>(d.sources.size()) >= options.sentences &&
+          static_cast<int>(d.loss_pairs.size()) >= options.loss_sentences) {
+        break;
+      }
+    }
+    validator->directions_.push_back(std::move(d));
+  }
+  PT_ASSIGN_OR_RETURN(validator->model_, TransformerModel::Create(spec, DType::kF32, /*seed=*/0));
+  return validator;
+}
+
+absl::StatusOr<ValidationResult> Validator::Run(const Tensor& flat_params, int64_t training_step) {
+  const auto start = std::chrono::steady_clock::now();
+  Tensor& mine = model_->params().flat_params();
+  PT_CHECK_ARG(flat_params.numel() == mine.numel(), "validation: got ", flat_params.numel(),
+               " parameters, the model has ", mine.numel());
+  // Decoding runs in f32 whatever precision trained.
+  const Tensor f32 = flat_params.dtype() == DType::kF32 ? flat_params : flat_params.To(DType::kF32);
+  std::copy_n(f32.data<float>(), mine.numel(), mine.data<float>());
+  PT_ASSIGN_OR_RETURN(std::unique_ptr<Translator> translator,
+                      Translator::Create(spec_, model_->params()));
+  DecodeOptions decode;
+  decode.beam_size = options_.beam_size;
+  decode.length_penalty = options_.length_penalty;
+  decode.training_step = training_step;
+  ValidationResult result;
+  double loss_sum = 0, nll_sum = 0;
+  for (const Direction& d : directions_) {
+    DirectionScores scores{.src = d.src, .tgt = d.tgt};
+    double direction_loss = 0;
+    int64_t direction_tokens = 0;
+    for (const std::vector<SentencePair>& group :
+         BatchesWithin(spec_.kind(), d.loss_pairs, options_.tokens_per_batch)) {
+      PT_ASSIGN_OR_RETURN(const Batch batch, Collate(spec_.kind(), group));
+      ModelSaved saved;
+      const StepContext ctx{.step = std::max<int64_t>(training_step, 0), .training = false};
+      PT_ASSIGN_OR_RETURN(const ops::CrossEntropyStats stats, model_->Forward(ctx, batch, &saved));
+      direction_loss += stats.loss_sum;
+      loss_sum += stats.loss_sum;
+      nll_sum += stats.nll_sum;
+      direction_tokens += stats.tokens;
+    }
+    result.tokens += direction_tokens;
+    scores.loss = direction_loss / std::max<int64_t>(direction_tokens, 1);
+    std::vector<std::string> hypotheses;
+    for (size_t first = 0; first < d.sources.size(); first += 32) {
+      const size_t last = std::min(d.sources.size(), first + 32);
+      const std::vector<std::vector<int32_t>> chunk(d.sources.begin() + first,
+                                                    d.sources.begin() + last);
+      PT_ASSIGN_OR_RETURN(const std::vector<Hypothesis> best, translator->Translate(chunk, decode));
+      for (const Hypothesis& h : best) hypotheses.push_back(vocab_.Decode(h.tokens));
+    }
+    scores.sentences = static_cast<int>(hypotheses.size());
+    scores.bleu = CorpusBleu(hypotheses, {d.references}).score;
+    scores.chrf = CorpusChrf(hypotheses, {d.references}).score;
+    if (!hypotheses.empty()) {
+      scores.sample_source = d.source_texts[0];
+      scores.sample_hypothesis = hypotheses[0];
+      scores.sample_reference = d.references[0];
+    }
+    result.directions.push_back(std::move(scores));
+  }
+  result.loss = loss_sum / std::max<int64_t>(result.tokens, 1);
+  result.nll = nll_sum / std::max<int64_t>(result.tokens, 1);
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return result;
+}
+
+}  // namespace pipetrain
