@@ -27,6 +27,7 @@ constexpr char kUsage[] =
     "           [--partition P] [--recompute R] [--seq L] [--trace FILE]   partition, memory\n"
     "           per GPU, simulated step time and bubble on N GPUs (docs/plan.md)\n"
     "  data     build --out DIR --from-gettext /usr/share/locale | --from-tsv FILE (docs/data.md)\n"
+    "           vocab --corpus DIR [--vocab-size 8000]   SentencePiece vocabulary of a corpus\n"
     "  score    --hyp FILE --ref FILE[,FILE2...]   corpus BLEU, chrF2 and chrF2++ as sacreBLEU\n"
     "           computes them (docs/metrics.md)\n"
     "  ckpt     inspect PATH | verify PATH | export PATH --out FILE.safetensors   look into,\n"
