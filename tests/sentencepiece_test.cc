@@ -47,8 +47,10 @@ class TempDir {
  public:
   TempDir() {
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path_ = fs::temp_directory_path() / absl::StrCat("sentencepiece_test_", getpid(), "_",
-                                                     info->test_suite_name(), "_", info->name());
+    // Parameterized names hold '/' ("Configs/TinyModelTest"): one level only.
+    std::string name = absl::StrCat(info->test_suite_name(), "_", info->name());
+    std::replace(name.begin(), name.end(), '/', '_');
+    path_ = fs::temp_directory_path() / absl::StrCat("sentencepiece_test_", getpid(), "_", name);
     fs::remove_all(path_);
     fs::create_directories(path_);
   }
