@@ -43,7 +43,7 @@ absl::Status BuildFromGettext(const CorpusData& corpus) {
 }  // namespace
 
 std::string CorpusVocabPath(const TrainConfig& train) {
-  return absl::StrCat(train.corpus().dir(), "/spm.model");
+  return absl::StrCat(CorpusShardDir(train), "/spm.model");
 }
 
 std::string CorpusShardDir(const TrainConfig& train) {
@@ -59,6 +59,30 @@ std::string CorpusShardDir(const TrainConfig& train) {
                              Fnv1a64(joined.data(), joined.size()));
   }
   return absl::StrCat(train.corpus().dir(), "/shards-", joined);
+}
+
+std::string RunVocabPath(const std::string& output_dir) {
+  return absl::StrCat(output_dir, "/spm.model");
+}
+
+absl::Status KeepVocabularyWithRun(const RunSpec& spec) {
+  const std::string from = CorpusVocabPath(spec.train());
+  const std::string to = RunVocabPath(spec.train().output_dir());
+  PT_ASSIGN_OR_RETURN(const uint64_t want, HashFileContents(from));
+  if (Exists(to)) {
+    PT_ASSIGN_OR_RETURN(const uint64_t have, HashFileContents(to));
+    if (have == want) return absl::OkStatus();
+  }
+  std::error_code error;
+  std::filesystem::create_directories(spec.train().output_dir(), error);
+  const std::string tmp = to + ".tmp";
+  std::filesystem::copy_file(from, tmp, std::filesystem::copy_options::overwrite_existing, error);
+  if (!error) std::filesystem::rename(tmp, to, error);
+  if (error) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("cannot copy the vocabulary ", from, " to ", to, ": ", error.message()));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status PrepareCorpus(const RunSpec& spec) {
@@ -80,6 +104,8 @@ absl::Status PrepareCorpus(const RunSpec& spec) {
     options.temperature = corpus.temperature();
     options.max_sentences = corpus.vocab_sentences();
     options.seed = train.seed();
+    options.languages.assign(corpus.languages().begin(), corpus.languages().end());
+    options.out_dir = CorpusShardDir(train);
     PT_ASSIGN_OR_RETURN(const VocabSummary summary, BuildVocabulary(corpus.dir(), options));
     LogInfo("data", "vocabulary: %d pieces from %d sentences of %d languages in %.1fs",
             summary.vocab_size, summary.sampled_sentences, summary.languages,

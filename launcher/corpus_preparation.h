@@ -21,6 +21,12 @@ std::string CorpusShardDir(const TrainConfig& train);
 
 absl::Status PrepareCorpus(const RunSpec& spec);
 
+// Where a run keeps a copy of its vocabulary, so that its checkpoints
+// translate without the corpus: OUTPUT_DIR/spm.model.
+std::string RunVocabPath(const std::string& output_dir);
+// Copies the corpus's vocabulary there (atomically) unless it is there already.
+absl::Status KeepVocabularyWithRun(const RunSpec& spec);
+
 }  // namespace pipetrain
 
 #endif  // PIPETRAIN_LAUNCHER_CORPUS_PREPARATION_H_

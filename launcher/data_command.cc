@@ -7,13 +7,20 @@
 #include <vector>
 
 #include "absl/flags/commandlineflag.h"
+#include "absl/flags/declare.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/reflection.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "core/data/corpus_builder.h"
 #include "core/data/gettext_source.h"
+#include "core/data/sentencepiece_model.h"
+#include "core/data/token_shard_writer.h"
+#include "core/data/token_shards.h"
 #include "core/data/tsv_corpus.h"
+#include "core/data/vocab_builder.h"
 #include "core/status_macros.h"
 
 // Hyphenated spellings (--from-gettext) work too: the command line is
@@ -26,19 +33,37 @@ ABSL_FLAG(std::string, src, "", "data build: source sentences, one a line (with 
 ABSL_FLAG(std::string, tgt, "", "data build: their translations, line by line (with --src)");
 ABSL_FLAG(std::string, src_lang, "", "data build: the language of --src, e.g. en");
 ABSL_FLAG(std::string, tgt_lang, "", "data build: the language of --tgt, e.g. pt_BR");
-ABSL_FLAG(std::string, out, "", "data build: the output directory");
+ABSL_FLAG(std::string, out, "",
+          "data build: the output directory; data vocab, data shard: where to write (default: "
+          "the corpus directory); ckpt export: the .safetensors file");
 ABSL_FLAG(int64_t, min_pairs, 1,
           "data build: drop directions with fewer distinct train pairs, and languages left "
           "with no direction");
 ABSL_FLAG(double, dev_fraction, 0.01, "data build: share of pivot sentences held out for dev");
 ABSL_FLAG(double, test_fraction, 0.01, "data build: share of pivot sentences held out for test");
+ABSL_FLAG(std::string, corpus, "", "data vocab: a corpus directory written by data build");
+ABSL_FLAG(int32_t, vocab_size, 8000, "data vocab: pieces in the SentencePiece vocabulary");
+ABSL_FLAG(double, temperature, 5.0,
+          "data vocab: language sampling temperature, p ~ n^(1/T) (1: as in the data)");
+ABSL_FLAG(int64_t, vocab_sentences, 300000, "data vocab: train sentences sampled for spm_train");
+ABSL_FLAG(std::string, vocab, "",
+          "data shard: the SentencePiece model to encode with (default CORPUS/spm.model)");
+ABSL_FLAG(std::string, languages, "",
+          "data vocab, data shard: languages to keep, comma-separated as in languages.txt "
+          "(empty: all)");
+// --seed (train_command.cc): the vocabulary sample's seed too.
+ABSL_DECLARE_FLAG(int64_t, seed);
 
 namespace pipetrain {
 namespace {
 
 constexpr char kDataUsage[] =
     "pipetrain data build --out DIR [--from_gettext /usr/share/locale] [--from_tsv FILE]\n"
-    "    [--src FILE --tgt FILE --src_lang xx --tgt_lang yy] [--min_pairs N]";
+    "    [--src FILE --tgt FILE --src_lang xx --tgt_lang yy] [--min_pairs N]\n"
+    "pipetrain data vocab --corpus DIR [--vocab_size 8000] [--temperature 5]\n"
+    "    [--vocab_sentences 300000] [--seed N] [--languages en,de,...] [--out DIR]\n"
+    "pipetrain data shard --corpus DIR [--vocab DIR/spm.model] [--languages en,de,...]\n"
+    "    [--out DIR/shards]";
 
 // The positional arguments among absl's argv: flags given as "--name value"
 // take the next argument unless they are booleans.
@@ -128,10 +153,95 @@ absl::Status Build() {
   return absl::OkStatus();
 }
 
+// `data vocab`: prints what was sampled, the vocabulary and the time taken.
+absl::Status Vocab() {
+  VocabOptions options;
+  options.vocab_size = absl::GetFlag(FLAGS_vocab_size);
+  options.temperature = absl::GetFlag(FLAGS_temperature);
+  options.max_sentences = absl::GetFlag(FLAGS_vocab_sentences);
+  for (absl::string_view code :
+       absl::StrSplit(absl::GetFlag(FLAGS_languages), ',', absl::SkipWhitespace())) {
+    options.languages.emplace_back(absl::StripAsciiWhitespace(code));
+  }
+  options.out_dir = absl::GetFlag(FLAGS_out);
+  const int64_t seed = absl::GetFlag(FLAGS_seed);
+  options.seed = seed < 0 ? 1 : static_cast<uint64_t>(seed);
+  PT_ASSIGN_OR_RETURN(const VocabSummary s, BuildVocabulary(absl::GetFlag(FLAGS_corpus), options));
+  std::vector<std::string> top;
+  for (size_t i = 0; i < s.per_language.size() && i < 5; ++i) {
+    top.push_back(absl::StrCat(s.per_language[i].language, " ", s.per_language[i].sampled, "/",
+                               s.per_language[i].available));
+  }
+  std::printf(
+      "sample: %lld sentences of %lld languages (%lld distinct train sentences), "
+      "temperature %g, seed %llu; most sampled: %s\n",
+      static_cast<long long>(s.sampled_sentences), static_cast<long long>(s.languages),
+      static_cast<long long>(s.distinct_sentences), options.temperature,
+      static_cast<unsigned long long>(options.seed), absl::StrJoin(top, ", ").c_str());
+  std::printf("vocab_size=%d (unigram, byte fallback, %lld language tags)\n", s.vocab_size,
+              static_cast<long long>(s.language_tags));
+  std::printf("wrote %s, %s (spm_train log: %s) in %.1fs (sampling %.1fs, spm_train %.1fs)\n",
+              s.model_path.c_str(), s.vocab_path.c_str(), s.log_path.c_str(), s.total_seconds,
+              s.read_seconds, s.train_seconds);
+  return absl::OkStatus();
+}
+
+// `data shard`: the corpus encoded once with its vocabulary, as binary
+// shards the trainer memory-maps (core/data/token_shards.h).
+absl::Status Shard() {
+  const std::string corpus = absl::GetFlag(FLAGS_corpus);
+  PT_CHECK_ARG(!corpus.empty(), "--corpus DIR is required\nusage: ", kDataUsage);
+  std::string vocab_path = absl::GetFlag(FLAGS_vocab);
+  if (vocab_path.empty()) vocab_path = corpus + "/spm.model";
+  std::string out = absl::GetFlag(FLAGS_out);
+  if (out.empty()) out = corpus + "/shards";
+  absl::StatusOr<SentencePieceModel> model = SentencePieceModel::Load(vocab_path);
+  if (!model.ok()) {
+    return absl::Status(model.status().code(), absl::StrCat(model.status().message(),
+                                                            " (make the vocabulary with "
+                                                            "`pipetrain data vocab --corpus ",
+                                                            corpus, "`)"));
+  }
+  ShardVocabulary vocab;
+  vocab.path = vocab_path;
+  PT_ASSIGN_OR_RETURN(vocab.hash, HashFileContents(vocab_path));
+  vocab.vocab_size = model->vocab_size();
+  // Encode is const and keeps no state, so the writer's threads share it.
+  vocab.encode = [&model](const std::string& text) { return model->Encode(text); };
+  vocab.language_tag_id = [&model](const std::string& code) {
+    return model->PieceToId(LanguageTagPiece(code));
+  };
+  ShardOptions options;
+  for (absl::string_view code :
+       absl::StrSplit(absl::GetFlag(FLAGS_languages), ',', absl::SkipWhitespace())) {
+    options.languages.emplace_back(absl::StripAsciiWhitespace(code));
+  }
+  PT_ASSIGN_OR_RETURN(const ShardSummary s, WriteCorpusShards(corpus, vocab, options, out));
+  if (!s.dropped_languages.empty()) {
+    std::fprintf(stderr,
+                 "[data] no direction joins these to the other languages; not sharded: %s\n",
+                 absl::StrJoin(s.dropped_languages, " ").c_str());
+  }
+  auto ll = [](int64_t v) { return static_cast<long long>(v); };
+  std::printf("languages=%lld directions=%lld pairs: train=%lld dev=%lld test=%lld\n",
+              ll(s.languages), ll(s.directions), ll(s.pairs[0]), ll(s.pairs[1]), ll(s.pairs[2]));
+  std::printf("sentences: train=%lld dev=%lld test=%lld; tokens: train=%lld dev=%lld test=%lld\n",
+              ll(s.sentences[0]), ll(s.sentences[1]), ll(s.sentences[2]), ll(s.tokens[0]),
+              ll(s.tokens[1]), ll(s.tokens[2]));
+  std::printf(
+      "wrote %s/{train,dev,test}.{tokens,pairs}, manifest.tsv: %.1f MB in %.1fs "
+      "(vocabulary %s, %d pieces)\n",
+      out.c_str(), static_cast<double>(s.bytes) / 1e6, s.seconds, vocab_path.c_str(),
+      vocab.vocab_size);
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status RunDataCommand(const std::vector<char*>& argv) {
   const std::vector<std::string> positional = Positional(argv);
+  if (positional.size() == 1 && positional[0] == "vocab") return Vocab();
+  if (positional.size() == 1 && positional[0] == "shard") return Shard();
   if (positional.size() != 1 || positional[0] != "build") {
     return absl::InvalidArgumentError(absl::StrCat(
         positional.empty() ? "no action given"

@@ -10,6 +10,8 @@
 #include "launcher/ckpt_command.h"
 #include "launcher/command_line.h"
 #include "launcher/data_command.h"
+#include "launcher/eval_command.h"
+#include "launcher/translate_command.h"
 #include "launcher/plan_command.h"
 #include "launcher/score_command.h"
 #include "launcher/train_command.h"
@@ -22,12 +24,18 @@ constexpr char kUsage[] =
     "commands:\n"
     "  train    --spec FILE [--config FILE] [--steps N] [--seed S] [--set field=value]...\n"
     "           [--metrics FILE] [--save-params FILE]   train a model: one process, or\n"
-    "           pipeline x data parallel under mpirun (synthetic task built in)\n"
+    "           pipeline x data parallel under mpirun; on a corpus (train.corpus, prepared on the\n"
+    "           first run: configs/demo.pbtxt) or the built-in synthetic task\n"
     "  plan     --spec FILE --world N [--dp D] [--microbatches M] [--schedule S] [--chunks V]\n"
     "           [--partition P] [--recompute R] [--seq L] [--trace FILE]   partition, memory\n"
     "           per GPU, simulated step time and bubble on N GPUs (docs/plan.md)\n"
     "  data     build --out DIR --from-gettext /usr/share/locale | --from-tsv FILE (docs/data.md)\n"
     "           vocab --corpus DIR [--vocab-size 8000]   SentencePiece vocabulary of a corpus\n"
+    "           shard --corpus DIR [--languages en,de,...]   token shards for training\n"
+    "  translate --ckpt RUN_DIR --src-lang en --tgt-lang de [--beam 4] [--length-penalty A]\n"
+    "           stdin to stdout, a line for a line (docs/translate.md)\n"
+    "  eval     --ckpt RUN_DIR [--directions en-de,de-fr] [--split dev|test] [--beam 4]\n"
+    "           BLEU and chrF per direction on a corpus split\n"
     "  score    --hyp FILE --ref FILE[,FILE2...]   corpus BLEU, chrF2 and chrF2++ as sacreBLEU\n"
     "           computes them (docs/metrics.md)\n"
     "  ckpt     inspect PATH | verify PATH | export PATH --out FILE.safetensors   look into,\n"
@@ -66,6 +74,10 @@ int main(int argc, char** argv) {
     status = pipetrain::RunPlanCommand(cl.overrides);
   } else if (cl.subcommand == "data") {
     status = pipetrain::RunDataCommand(cl.absl_argv);
+  } else if (cl.subcommand == "translate") {
+    status = pipetrain::RunTranslateCommand();
+  } else if (cl.subcommand == "eval") {
+    status = pipetrain::RunEvalCommand();
   } else if (cl.subcommand == "score") {
     status = pipetrain::RunScoreCommand(cl.absl_argv);
   } else if (cl.subcommand == "ckpt") {

@@ -240,7 +240,8 @@ absl::Status RunDistributed(const RunSpec& spec) {
   if (!spec.train().corpus().dir().empty()) {
     // One rank prepares the data; the others wait for it.
     if (world->rank() == 0) {
-      const absl::Status prepared = PrepareCorpus(spec);
+      absl::Status prepared = PrepareCorpus(spec);
+      if (prepared.ok()) prepared = KeepVocabularyWithRun(spec);
       if (!prepared.ok()) return fail(prepared);
     }
     PT_RETURN_IF_ERROR(world->Barrier());
@@ -317,7 +318,10 @@ absl::Status RunTrainCommand(const std::vector<std::string>& overrides_in) {
       spec.train().data_parallel() > 1) {
     return RunDistributed(spec);
   }
-  if (!spec.train().corpus().dir().empty()) PT_RETURN_IF_ERROR(PrepareCorpus(spec));
+  if (!spec.train().corpus().dir().empty()) {
+    PT_RETURN_IF_ERROR(PrepareCorpus(spec));
+    PT_RETURN_IF_ERROR(KeepVocabularyWithRun(spec));
+  }
   PT_ASSIGN_OR_RETURN(std::unique_ptr<Trainer> trainer, Trainer::Create(spec));
   LogModel(spec, trainer->model().params().total_elements(), "");
   const TrainerHandle handle{

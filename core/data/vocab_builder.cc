@@ -236,8 +236,20 @@ absl::StatusOr<VocabSummary> BuildVocabulary(const std::string& corpus_dir,
                options.max_sentences, ")");
   PT_ASSIGN_OR_RETURN(const std::string spm_train, FindSentencePieceTool(options.spm_train));
 
-  PT_ASSIGN_OR_RETURN(const std::vector<std::string> tags,
+  PT_ASSIGN_OR_RETURN(std::vector<std::string> tags,
                       ReadLanguageList(absl::StrCat(corpus_dir, "/languages.txt")));
+  if (!options.languages.empty()) {
+    for (const std::string& code : options.languages) {
+      PT_CHECK_ARG(std::find(tags.begin(), tags.end(), code) != tags.end(), "language '", code,
+                   "' is not in ", corpus_dir, "/languages.txt");
+    }
+    tags = options.languages;
+  }
+  const std::string out_dir = options.out_dir.empty() ? corpus_dir : options.out_dir;
+  {
+    std::error_code ec;
+    fs::create_directories(out_dir, ec);
+  }
   const int32_t reserved = 4 + 256 + static_cast<int32_t>(tags.size());
   PT_CHECK_ARG(options.vocab_size > reserved, "--vocab_size ", options.vocab_size,
                " leaves no room for learned pieces: ", reserved,
@@ -245,7 +257,12 @@ absl::StatusOr<VocabSummary> BuildVocabulary(const std::string& corpus_dir,
                " language tags");
   const std::string train_path = absl::StrCat(corpus_dir, "/train.messages.tsv");
   PT_ASSIGN_OR_RETURN(const MultiwayCorpus corpus, ReadMultiwayCorpus(train_path));
-  const std::vector<LanguageSentences> languages = DistinctSentences(corpus);
+  std::vector<LanguageSentences> languages = DistinctSentences(corpus);
+  if (!options.languages.empty()) {
+    std::erase_if(languages, [&](const LanguageSentences& l) {
+      return std::find(tags.begin(), tags.end(), l.language) == tags.end();
+    });
+  }
 
   VocabSummary summary;
   summary.languages = static_cast<int64_t>(languages.size());
@@ -259,7 +276,7 @@ absl::StatusOr<VocabSummary> BuildVocabulary(const std::string& corpus_dir,
   const int64_t total = std::min(options.max_sentences, summary.distinct_sentences);
   const std::vector<int64_t> quotas = TemperatureQuotas(counts, options.temperature, total);
 
-  const std::string tmp_prefix = absl::StrCat(corpus_dir, "/.spm_tmp.", getpid());
+  const std::string tmp_prefix = absl::StrCat(out_dir, "/.spm_tmp.", getpid());
   const std::string sample_path = tmp_prefix + ".sample.txt";
   const RemoveOnExit cleanup({sample_path, tmp_prefix + ".model", tmp_prefix + ".vocab"});
   {
@@ -312,7 +329,7 @@ absl::StatusOr<VocabSummary> BuildVocabulary(const std::string& corpus_dir,
       absl::StrCat("--num_threads=", threads),
       absl::StrCat("--random_seed=", options.seed % 4294967295u),
   };
-  summary.log_path = absl::StrCat(corpus_dir, "/spm_train.log");
+  summary.log_path = absl::StrCat(out_dir, "/spm_train.log");
   const auto train_start = std::chrono::steady_clock::now();
   PT_RETURN_IF_ERROR(RunTool(spm_train, args, summary.log_path));
   summary.train_seconds = SecondsSince(train_start);
@@ -337,8 +354,8 @@ absl::StatusOr<VocabSummary> BuildVocabulary(const std::string& corpus_dir,
     }
   }
   summary.vocab_size = model.vocab_size();
-  summary.model_path = absl::StrCat(corpus_dir, "/spm.model");
-  summary.vocab_path = absl::StrCat(corpus_dir, "/spm.vocab");
+  summary.model_path = absl::StrCat(out_dir, "/spm.model");
+  summary.vocab_path = absl::StrCat(out_dir, "/spm.vocab");
   // The vocabulary listing first, the model last: a reader that finds
   // spm.model finds the matching spm.vocab.
   for (const auto& [from, to] : {std::pair{tmp_prefix + ".vocab", summary.vocab_path},

@@ -36,6 +36,12 @@ struct VocabOptions {
   std::string spm_train = "spm_train";
   // spm_train's threads; 0: all cores.
   int32_t num_threads = 0;
+  // Languages to sample and to give a tag, as languages.txt names them;
+  // empty: every language of the corpus. A model trained on a few languages
+  // of a large corpus spends its pieces on them alone.
+  std::vector<std::string> languages;
+  // Where spm.model, spm.vocab and spm_train.log go; empty: the corpus directory.
+  std::string out_dir;
 };
 
 struct VocabSummary {
