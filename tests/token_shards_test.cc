@@ -19,8 +19,10 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "core/data/multiway_corpus.h"
+#include "core/data/sentencepiece_model.h"
 #include "core/data/token_shard_writer.h"
 #include "gtest/gtest.h"
+#include "tests/testing/run_binary.h"
 #include "tests/testing/shard_fixtures.h"
 
 namespace pipetrain {
@@ -283,6 +285,45 @@ TEST_F(TokenShardsTest, AnotherVocabularyIsRejected) {
   fs::copy_file(first + "/dev.tokens", shards_ + "/dev.tokens",
                 fs::copy_options::overwrite_existing);
   ExpectOpenFails(shards_, "dev.tokens", "vocabulary");
+}
+
+// `pipetrain data vocab` then `data shard` on the test corpus: the shards
+// hold what the real vocabulary encodes, and its tags.
+TEST_F(TokenShardsTest, DataShardCommandWithARealVocabulary) {
+  if (testing::RunCommand("command -v spm_train").exit_code != 0) {
+    GTEST_SKIP() << "spm_train is not installed (deploy/setup.sh installs sentencepiece)";
+  }
+  const testing::RunResult vocab =
+      testing::RunPipetrain(absl::StrCat("data vocab --corpus ", corpus_, " --vocab_size 400"));
+  ASSERT_EQ(vocab.exit_code, 0) << vocab.output;
+  const testing::RunResult shard =
+      testing::RunPipetrain(absl::StrCat("data shard --corpus ", corpus_, " --languages de,en,fr"));
+  ASSERT_EQ(shard.exit_code, 0) << shard.output;
+  EXPECT_TRUE(absl::StrContains(shard.output, "languages=3 directions=6")) << shard.output;
+  EXPECT_TRUE(absl::StrContains(shard.output, "sentences encoded")) << shard.output;
+
+  const auto shards = CorpusShards::Open(corpus_ + "/shards");
+  ASSERT_TRUE(shards.ok()) << shards.status();
+  EXPECT_TRUE(shards->CheckVocabulary(corpus_ + "/spm.model").ok());
+  const auto model = SentencePieceModel::Load(corpus_ + "/spm.model");
+  ASSERT_TRUE(model.ok()) << model.status();
+  for (const ShardLanguage& l : shards->languages()) {
+    EXPECT_EQ(l.tag_id, model->PieceToId(LanguageTagPiece(l.code))) << l.code;
+  }
+  const TokenShard& dev = shards->tokens(1);
+  ASSERT_GT(dev.size(), 10);
+  for (int64_t i = 0; i < dev.size(); ++i) {
+    std::vector<int32_t> ids;
+    dev.AppendTokens(i, &ids);
+    EXPECT_EQ(ids, model->Encode(std::string(dev.Text(i))));
+    EXPECT_EQ(model->Decode(ids), dev.Text(i));
+  }
+
+  const testing::RunResult missing = testing::RunPipetrain(
+      absl::StrCat("data shard --corpus ", corpus_, " --vocab ", root_, "/none.model"));
+  EXPECT_NE(missing.exit_code, 0);
+  EXPECT_TRUE(absl::StrContains(missing.output, "none.model")) << missing.output;
+  EXPECT_TRUE(absl::StrContains(missing.output, "data vocab")) << missing.output;
 }
 
 TEST_F(TokenShardsTest, HashAndHexAreStable) {
