@@ -213,8 +213,8 @@ struct LayerStep {
 
 // The keys and values one layer keeps.
 struct LayerCache {
-  Tensor buffers_k[2], buffers_v[2];  // [max rows, slots, d]; one holds the live rows
-  Tensor cross_k, cross_v;            // [groups, S, d]
+  Tensor keys, values;      // [max rows, slots, d]; the first rows are the live ones
+  Tensor cross_k, cross_v;  // [groups, S, d]
 };
 
 // One decoder layer for incremental decoding: TransformerLayer's forward
@@ -395,22 +395,27 @@ namespace {
 // The incremental search state of one batch of sentences.
 class CachedScorer : public NextTokenScorer {
  public:
-  // `slots`: positions the longest hypothesis needs; `max_rows`: sentences × beam.
+  // `slots`: the decoder positions the longest hypothesis needs.
   CachedScorer(const CachedDecoder& decoder, const StepContext& ctx, int beam, int sentences,
                int64_t slots)
-      : decoder_(decoder), ctx_(ctx), beam_(beam), rows_(sentences), slots_(slots) {
+      : decoder_(decoder),
+        ctx_(ctx),
+        beam_(beam),
+        rows_(sentences),
+        groups_(sentences),
+        slots_(slots) {
     const int64_t d = decoder.d_model();
     const Shape shape{static_cast<int64_t>(sentences) * beam, slots, d};
     caches_.resize(decoder.layers().size());
     for (LayerCache& cache : caches_) {
-      for (int i = 0; i < 2; ++i) {
-        cache.buffers_k[i] = Tensor::Empty(shape, decoder.dtype());
-        cache.buffers_v[i] = Tensor::Empty(shape, decoder.dtype());
-      }
+      cache.keys = Tensor::Empty(shape, decoder.dtype());
+      cache.values = Tensor::Empty(shape, decoder.dtype());
     }
+    // Rows are reordered through one spare buffer, which then changes places
+    // with the layer's.
+    spare_ = Tensor::Empty(shape, decoder.dtype());
     positions_ = PositionTable(slots, d);
     next_slot_.assign(sentences, 0);
-    for (int s = 0; s < sentences; ++s) group_sentence_.push_back(s);
   }
 
   // Encoder-decoder: the sentences' encoder output [B, S, d] and lengths.
@@ -437,8 +442,8 @@ class CachedScorer : public NextTokenScorer {
     LayerStep step;
     step.prefill = true;
     for (size_t l = 0; l < caches_.size(); ++l) {
-      Tensor keys = LiveRows(caches_[l].buffers_k[current_], b);
-      Tensor values = LiveRows(caches_[l].buffers_v[current_], b);
+      Tensor keys = LiveRows(caches_[l].keys, b);
+      Tensor values = LiveRows(caches_[l].values, b);
       PT_ASSIGN_OR_RETURN(x,
                           decoder_.layers()[l]->Forward(ctx_, x, step, keys, values, caches_[l]));
     }
@@ -452,19 +457,16 @@ class CachedScorer : public NextTokenScorer {
     const int64_t groups = rows / beam_;
     // Sentences that finished leave: keep the cross-attention memory of the others.
     std::vector<int> old_groups(groups);
-    bool same_groups = groups == static_cast<int64_t>(group_sentence_.size());
+    bool same_groups = groups == groups_;
     for (int64_t g = 0; g < groups; ++g) {
       old_groups[g] = parents[g * beam_] / rows_per_group_;
       same_groups = same_groups && old_groups[g] == g;
     }
     if (!same_groups) {
-      std::vector<int> sentence(groups);
       std::vector<int32_t> lengths;
       for (int64_t g = 0; g < groups; ++g) {
-        sentence[g] = group_sentence_[old_groups[g]];
         if (!memory_lengths_.empty()) lengths.push_back(memory_lengths_[old_groups[g]]);
       }
-      group_sentence_ = std::move(sentence);
       memory_lengths_ = std::move(lengths);
       for (LayerCache& cache : caches_) {
         if (!cache.cross_k.defined()) continue;
@@ -482,12 +484,12 @@ class CachedScorer : public NextTokenScorer {
     for (int64_t r = 0; r < rows && same_rows; ++r) same_rows = parents[r] == r;
     if (!same_rows) {
       for (LayerCache& cache : caches_) {
-        Tensor to_k = LiveRows(cache.buffers_k[1 - current_], rows);
-        Tensor to_v = LiveRows(cache.buffers_v[1 - current_], rows);
-        GatherRows(LiveRows(cache.buffers_k[current_], rows_), parents, used_slots_, to_k);
-        GatherRows(LiveRows(cache.buffers_v[current_], rows_), parents, used_slots_, to_v);
+        for (Tensor* buffer : {&cache.keys, &cache.values}) {
+          Tensor to = LiveRows(spare_, rows);
+          GatherRows(LiveRows(*buffer, rows_), parents, used_slots_, to);
+          std::swap(*buffer, spare_);
+        }
       }
-      current_ = 1 - current_;
     }
     std::vector<int> slots(rows);
     std::vector<int32_t> key_lengths(rows);
@@ -500,6 +502,7 @@ class CachedScorer : public NextTokenScorer {
       key_lengths[r] = slots[r] + 1;
     }
     rows_ = rows;
+    groups_ = groups;
     rows_per_group_ = beam_;
 
     Tensor ids = Tensor::FromInts(std::vector<int32_t>(tokens.begin(), tokens.end()), {rows, 1});
@@ -510,8 +513,8 @@ class CachedScorer : public NextTokenScorer {
     step.beam = beam_;
     if (!memory_lengths_.empty()) step.memory_lengths = IntTensor(memory_lengths_);
     for (size_t l = 0; l < caches_.size(); ++l) {
-      Tensor keys = LiveRows(caches_[l].buffers_k[current_], rows);
-      Tensor values = LiveRows(caches_[l].buffers_v[current_], rows);
+      Tensor keys = LiveRows(caches_[l].keys, rows);
+      Tensor values = LiveRows(caches_[l].values, rows);
       PT_ASSIGN_OR_RETURN(x,
                           decoder_.layers()[l]->Forward(ctx_, x, step, keys, values, caches_[l]));
     }
@@ -533,14 +536,14 @@ class CachedScorer : public NextTokenScorer {
   StepContext ctx_;
   int beam_;
   int64_t rows_;            // rows of the last step (sentences before the first)
+  int64_t groups_ = 0;      // sentences still searched at the last step
   int rows_per_group_ = 1;  // 1 before the first step, then beam_
   int64_t slots_;
   int64_t used_slots_ = 0;  // cache slots written so far (the most of any row)
-  int current_ = 0;         // which buffer of each pair holds the live rows
   std::vector<LayerCache> caches_;
+  Tensor spare_;
   std::vector<double> positions_;
   std::vector<int> next_slot_;           // per row
-  std::vector<int> group_sentence_;      // per group
   std::vector<int32_t> memory_lengths_;  // per group (encoder-decoder)
 };
 

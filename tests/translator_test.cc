@@ -185,6 +185,27 @@ INSTANTIATE_TEST_SUITE_P(
       return name;
     });
 
+// An f64 model decodes in f64: the scores agree with teacher forcing to
+// rounding.
+TEST(TranslatorTest, F64ModelScoresToRounding) {
+  for (const ModelKind kind : {ENCODER_DECODER, DECODER_ONLY}) {
+    const ModelSpec spec = SmallSpec(kind, SUBLN);
+    auto model = MakeModel(spec, 4, DType::kF64);
+    auto translator = MakeTranslator(spec, model->params());
+    ASSERT_NE(translator, nullptr);
+    const auto sources = Sources(4, spec.vocab_size(), 6);
+    DecodeOptions options;
+    options.beam_size = 2;
+    const auto hyps = Decode(*translator, sources, options);
+    std::vector<SentencePair> pairs;
+    for (size_t i = 0; i < sources.size(); ++i) pairs.push_back({sources[i], hyps[i].tokens});
+    const std::vector<double> reference = TeacherForcedLogProbs(*model, pairs);
+    for (size_t i = 0; i < sources.size(); ++i) {
+      EXPECT_NEAR(hyps[i].log_prob, reference[i], 1e-10) << ModelKind_Name(kind) << " " << i;
+    }
+  }
+}
+
 // beam_size = 1 is greedy: the full model's argmax (over all but <pad> and
 // <s>) step by step, stopping at </s> or the length limit.
 TEST(TranslatorTest, BeamOneIsStepByStepArgmax) {
@@ -433,10 +454,15 @@ TEST(TranslatorTest, DecodesTheSyntheticTaskAfterTraining) {
     sources.push_back(pair.src);
     targets.push_back(pair.tgt);
   }
+  std::vector<Hypothesis> greedy;
   for (const int beam : {1, 4}) {
     DecodeOptions options;
     options.beam_size = beam;
     const auto hyps = Decode(*translator, sources, options);
+    if (beam == 1) greedy = hyps;
+    for (size_t i = 0; i < sources.size(); ++i) {
+      EXPECT_GE(hyps[i].score, greedy[i].score - 1e-5) << "beam " << beam << " sentence " << i;
+    }
     int exact = 0;
     for (size_t i = 0; i < sources.size(); ++i) exact += hyps[i].tokens == targets[i];
     std::printf("beam %d: %d of %zu held-out sequences reversed exactly\n", beam, exact,
