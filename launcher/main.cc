@@ -11,10 +11,11 @@
 #include "launcher/command_line.h"
 #include "launcher/data_command.h"
 #include "launcher/eval_command.h"
-#include "launcher/translate_command.h"
 #include "launcher/plan_command.h"
+#include "launcher/preemption.h"
 #include "launcher/score_command.h"
 #include "launcher/train_command.h"
+#include "launcher/translate_command.h"
 
 namespace {
 
@@ -39,7 +40,8 @@ constexpr char kUsage[] =
     "  score    --hyp FILE --ref FILE[,FILE2...]   corpus BLEU, chrF2 and chrF2++ as sacreBLEU\n"
     "           computes them (docs/metrics.md)\n"
     "  ckpt     inspect PATH | verify PATH | export PATH --out FILE.safetensors   look into,\n"
-    "           check (sizes, CRC-32C, finite values) or export a checkpoint (docs/checkpoints.md)\n"
+    "           check (sizes, CRC-32C, finite values) or export a checkpoint "
+    "(docs/checkpoints.md)\n"
     "  version  print the build configuration\n"
     "\n"
     "`--set` overrides any spec or config field, e.g. --set model.d_model=128\n"
@@ -92,6 +94,10 @@ int main(int argc, char** argv) {
   if (!status.ok()) {
     std::fprintf(stderr, "pipetrain %s: %s\n", cl.subcommand.c_str(),
                  std::string(status.message()).c_str());
+    // A job stopped by its scheduler, with its checkpoint written.
+    if (pipetrain::StoppedForPreemption()) {
+      return pipetrain::kExitPreempted;
+    }
     return 1;
   }
   return 0;

@@ -252,6 +252,12 @@ absl::Status PipelineTrainer::SaveCheckpoint(const std::string& run_dir) {
   return world_.Barrier();
 }
 
+absl::StatusOr<bool> PipelineTrainer::AnyRank(bool mine) {
+  Tensor flag = Tensor::FromVector({mine ? 1.0 : 0.0}, {1}, DType::kF64);
+  PT_RETURN_IF_ERROR(world_.AllReduceSum(flag));
+  return flag.At(0) > 0;
+}
+
 absl::Status PipelineTrainer::RestoreCheckpoint(const CheckpointReader& reader) {
   for (size_t c = 0; c < stage_->chunks().size(); ++c) {
     PT_RETURN_IF_ERROR(

@@ -45,6 +45,8 @@ class PipelineTrainer {
   // checkpoint of `run_dir`, which rank 0 then completes. Loads with any
   // other split (by tensor name).
   absl::Status SaveCheckpoint(const std::string& run_dir);
+  // Collective: true on every rank when `mine` is true on some rank.
+  absl::StatusOr<bool> AnyRank(bool mine);
   // Every rank fills its chunks, moments, step and data position.
   absl::Status RestoreCheckpoint(const CheckpointReader& reader);
 

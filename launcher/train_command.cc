@@ -17,6 +17,7 @@
 #include "core/util/log.h"
 #include "launcher/corpus_preparation.h"
 #include "launcher/pipeline_trainer.h"
+#include "launcher/preemption.h"
 #include "launcher/trainer.h"
 #include "launcher/validation.h"
 #include "parallel/mpi_communicator.h"
@@ -57,6 +58,9 @@ struct TrainerHandle {
   std::function<absl::Status(const std::function<void(const Tensor&)>&)> visit;
   // Writes a checkpoint into the run directory (collective when distributed).
   std::function<absl::Status(const std::string&)> save;
+  // Whether any rank was asked to stop (collective when distributed: every
+  // rank must leave the loop after the same step).
+  std::function<absl::StatusOr<bool>(bool)> any_rank;
 };
 
 absl::Status SaveParams(const TrainerHandle& trainer, bool write) {
@@ -171,13 +175,22 @@ absl::Status RunSteps(const TrainConfig& train, const TrainerHandle& trainer, bo
       seconds_since_log = 0;
     }
     const bool final_step = last.step == train.steps();
-    if (train.eval_interval() > 0 && (last.step % train.eval_interval() == 0 || final_step)) {
+    PT_ASSIGN_OR_RETURN(const bool preempted, trainer.any_rank(PreemptionSignal() != 0));
+    if (train.eval_interval() > 0 && !preempted &&
+        (last.step % train.eval_interval() == 0 || final_step)) {
       PT_RETURN_IF_ERROR(validate(last.step));
     }
-    if (train.checkpoint_interval() > 0 &&
-        (last.step % train.checkpoint_interval() == 0 || final_step)) {
+    if (preempted || (train.checkpoint_interval() > 0 &&
+                      (last.step % train.checkpoint_interval() == 0 || final_step))) {
       PT_RETURN_IF_ERROR(trainer.save(train.output_dir()));
       if (print) LogInfo("ckpt", "saved step %d in %s", last.step, train.output_dir());
+    }
+    if (preempted && !final_step) {
+      MarkStoppedForPreemption();
+      return absl::AbortedError(absl::StrCat("preempted by a signal after step ", last.step,
+                                             "; checkpoint saved in ", train.output_dir(),
+                                             ". Run the same command again to resume (exit status ",
+                                             kExitPreempted, ")"));
     }
   }
   PT_ASSIGN_OR_RETURN(const std::string digest, trainer.digest());
@@ -264,12 +277,14 @@ absl::Status RunDistributed(const RunSpec& spec) {
           spec.train().pipeline().schedule(), spec.train().pipeline().partition(),
           trainer.topology().data_parallel, layout);
   LogModel(spec, trainer.parameters(), " on this rank");
-  const TrainerHandle handle{[&] { return trainer.Step(); }, [&] { return trainer.step(); },
+  const TrainerHandle handle{[&] { return trainer.Step(); },
+                             [&] { return trainer.step(); },
                              [&] { return trainer.ParamsDigest(); },
                              [&](const std::function<void(const Tensor&)>& visit) {
                                return trainer.VisitParameters(visit);
                              },
-                             [&](const std::string& dir) { return trainer.SaveCheckpoint(dir); }};
+                             [&](const std::string& dir) { return trainer.SaveCheckpoint(dir); },
+                             [&](bool mine) { return trainer.AnyRank(mine); }};
   auto resume = FindResumePoint(spec);
   if (!resume.ok()) return fail(resume.status());
   if (resume->has_value()) {
@@ -285,6 +300,8 @@ absl::Status RunDistributed(const RunSpec& spec) {
     validator = std::move(*made);
   }
   absl::Status status = RunSteps(spec.train(), handle, print, validator.get());
+  // Every rank agreed to stop and the checkpoint is complete: leave cleanly.
+  if (StoppedForPreemption()) return status;
   if (!status.ok()) return fail(status);
   // The activations each stage held at most, against the schedule simulator's
   // prediction (in micro-batches × chunks; the last step's).
@@ -297,6 +314,7 @@ absl::Status RunDistributed(const RunSpec& spec) {
 }  // namespace
 
 absl::Status RunTrainCommand(const std::vector<std::string>& overrides_in) {
+  InstallPreemptionHandlers();
   const std::string spec_path = absl::GetFlag(FLAGS_spec);
   if (spec_path.empty()) {
     return absl::InvalidArgumentError(
@@ -325,13 +343,15 @@ absl::Status RunTrainCommand(const std::vector<std::string>& overrides_in) {
   PT_ASSIGN_OR_RETURN(std::unique_ptr<Trainer> trainer, Trainer::Create(spec));
   LogModel(spec, trainer->model().params().total_elements(), "");
   const TrainerHandle handle{
-      [&] { return trainer->Step(); }, [&] { return trainer->step(); },
+      [&] { return trainer->Step(); },
+      [&] { return trainer->step(); },
       [&]() -> absl::StatusOr<std::string> { return trainer->ParamsDigest(); },
       [&](const std::function<void(const Tensor&)>& visit) {
         visit(trainer->model().params().flat_params());
         return absl::OkStatus();
       },
-      [&](const std::string& dir) { return trainer->SaveCheckpoint(dir).status(); }};
+      [&](const std::string& dir) { return trainer->SaveCheckpoint(dir).status(); },
+      [](bool mine) -> absl::StatusOr<bool> { return mine; }};
   PT_ASSIGN_OR_RETURN(std::optional<CheckpointReader> resume, FindResumePoint(spec));
   if (resume.has_value()) {
     PT_RETURN_IF_ERROR(trainer->RestoreCheckpoint(*resume));

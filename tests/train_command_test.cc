@@ -1,6 +1,8 @@
 // `pipetrain train` end to end, as a user runs it.
+#include <filesystem>
 #include <string>
 
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/run_binary.h"
 
@@ -88,6 +90,33 @@ TEST(TrainCommandTest, TinyConfigHalvesItsLoss) {
   const auto loss = StepValues(r.output, "loss");
   ASSERT_GE(loss.size(), 10u) << r.output;
   EXPECT_LT(loss.back(), 0.5 * loss.front()) << r.output;
+}
+
+// A scheduler's warning signal stops the run after the step in progress with
+// a checkpoint and exit status 75; running the same command again resumes
+// and ends exactly where an uninterrupted run ends.
+TEST(TrainCommandTest, SignalStopsWithACheckpointAndTheRerunEndsLikeAStraightRun) {
+  const std::filesystem::path dir = std::filesystem::path(::testing::TempDir()) / "preemption";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const std::string args = "train --spec configs/tiny.pbtxt --steps 300 --set log_interval=1 ";
+  const auto straight = RunPipetrain(args + "--set output_dir=" + (dir / "straight").string());
+  ASSERT_EQ(straight.exit_code, 0) << straight.output;
+
+  const std::string run_dir = (dir / "stopped").string();
+  const std::string log = (dir / "log.txt").string();
+  const auto stopped = testing::RunCommand(
+      std::string("( ") + PIPETRAIN_BINARY + " " + args + "--set output_dir=" + run_dir + " > " +
+      log + " 2>&1 & pid=$!; for i in $(seq 1200); do grep -q 'step 20/' " + log +
+      " && break; sleep 0.05; done; kill -USR1 $pid; wait $pid; echo exit=$?; cat " + log + " )");
+  EXPECT_THAT(stopped.output, ::testing::HasSubstr("exit=75")) << stopped.output;
+  EXPECT_THAT(stopped.output, ::testing::HasSubstr("preempted by a signal after step"));
+  ASSERT_TRUE(std::filesystem::exists(dir / "stopped" / "latest")) << stopped.output;
+
+  const auto resumed = RunPipetrain(args + "--set output_dir=" + run_dir);
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_THAT(resumed.output, ::testing::HasSubstr("resumed from"));
+  EXPECT_EQ(testing::FinalDigest(resumed.output), testing::FinalDigest(straight.output));
 }
 
 }  // namespace

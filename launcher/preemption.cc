@@ -1,0 +1,32 @@
+#include "launcher/preemption.h"
+
+#include <csignal>
+#include <initializer_list>
+
+namespace pipetrain {
+namespace {
+
+volatile std::sig_atomic_t g_signal = 0;
+bool g_stopped = false;
+
+// Only records the signal: the step loop polls it between steps, where a
+// checkpoint is consistent. A second signal is not special: the scheduler's
+// SIGKILL is what ends a job that does not stop in time.
+extern "C" void RecordSignal(int signal) { g_signal = signal; }
+
+}  // namespace
+
+void InstallPreemptionHandlers() {
+  struct sigaction action = {};
+  action.sa_handler = RecordSignal;
+  sigemptyset(&action.sa_mask);
+  for (int signal : {SIGTERM, SIGINT, SIGUSR1}) sigaction(signal, &action, nullptr);
+}
+
+int PreemptionSignal() { return g_signal; }
+
+void MarkStoppedForPreemption() { g_stopped = true; }
+
+bool StoppedForPreemption() { return g_stopped; }
+
+}  // namespace pipetrain

@@ -1,0 +1,26 @@
+// Surviving preemption. Schedulers warn a job before they kill it: Slurm
+// sends SIGTERM (then SIGKILL after its KillWait), or the signal a job asked
+// for with `sbatch --signal=USR1@120`. pipetrain catches SIGTERM, SIGINT and
+// SIGUSR1, finishes the step in progress, writes a checkpoint and exits with
+// kExitPreempted, so a batch script can requeue the job; the requeued job
+// resumes from that checkpoint (train.output_dir) bit for bit.
+#ifndef PIPETRAIN_LAUNCHER_PREEMPTION_H_
+#define PIPETRAIN_LAUNCHER_PREEMPTION_H_
+
+namespace pipetrain {
+
+// EX_TEMPFAIL: stopped early on purpose; run the same command again.
+inline constexpr int kExitPreempted = 75;
+
+// Installs the handlers; call once, before training starts.
+void InstallPreemptionHandlers();
+// The signal received, or 0.
+int PreemptionSignal();
+// Set by the step loop when every rank agreed to stop for a signal (received
+// by this rank or another) and the checkpoint is written.
+void MarkStoppedForPreemption();
+bool StoppedForPreemption();
+
+}  // namespace pipetrain
+
+#endif  // PIPETRAIN_LAUNCHER_PREEMPTION_H_
