@@ -196,8 +196,11 @@ absl::Status RunSteps(const TrainConfig& train, const TrainerHandle& trainer, bo
   PT_ASSIGN_OR_RETURN(const std::string digest, trainer.digest());
   PT_RETURN_IF_ERROR(SaveParams(trainer, print));
   if (print) {
-    std::printf("final: step=%lld loss=%.6f params_digest=%s\n",
-                static_cast<long long>(trainer.steps_done()), last.loss, digest.c_str());
+    // A resumed run with no step left has no loss of its own to report.
+    const std::string loss =
+        last.step > 0 ? absl::StrFormat(" loss=%.6f", last.loss) : " (no step left to run)";
+    std::printf("final: step=%lld%s params_digest=%s\n",
+                static_cast<long long>(trainer.steps_done()), loss.c_str(), digest.c_str());
     std::fflush(stdout);
   }
   return absl::OkStatus();

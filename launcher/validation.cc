@@ -154,8 +154,13 @@ absl::StatusOr<ValidationResult> Validator::Run(const Tensor& flat_params, int64
   // Decoding runs in f32 whatever precision trained.
   const Tensor f32 = flat_params.dtype() == DType::kF32 ? flat_params : flat_params.To(DType::kF32);
   std::copy_n(f32.data<float>(), mine.numel(), mine.data<float>());
-  PT_ASSIGN_OR_RETURN(std::unique_ptr<Translator> translator,
-                      Translator::Create(spec_, model_->params()));
+  // One translator for the whole run; later validations only copy weights.
+  if (translator_ == nullptr) {
+    PT_ASSIGN_OR_RETURN(translator_, Translator::Create(spec_, model_->params()));
+  } else {
+    PT_RETURN_IF_ERROR(translator_->SetParameters(model_->params()));
+  }
+  const Translator* translator = translator_.get();
   DecodeOptions decode;
   decode.beam_size = options_.beam_size;
   decode.length_penalty = options_.length_penalty;

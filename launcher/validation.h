@@ -16,6 +16,7 @@
 #include "core/data/sentencepiece_model.h"
 #include "core/tensor.h"
 #include "models/transformer_model.h"
+#include "models/translator.h"
 #include "proto/run_spec.pb.h"
 
 namespace pipetrain {
@@ -82,6 +83,7 @@ class Validator {
   ValidationOptions options_;
   std::vector<Direction> directions_;
   std::unique_ptr<TransformerModel> model_;
+  std::unique_ptr<Translator> translator_;
 };
 
 }  // namespace pipetrain

@@ -1,0 +1,56 @@
+"""Plots a training run's metrics.jsonl: the loss curve with the dev loss
+(left) and the BLEU / chrF of every validated direction (right).
+
+usage: python3 docs/scripts/plot_run.py runs/demo/metrics.jsonl OUT.png [--title TEXT]
+
+Step lines carry "loss"; validation lines carry "val_loss" and
+"bleu/<src>-<tgt>", "chrf/<src>-<tgt>" (written by `pipetrain train`).
+"""
+import argparse
+import json
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("metrics")
+    parser.add_argument("out")
+    parser.add_argument("--title", default="")
+    args = parser.parse_args()
+    rows = [json.loads(line) for line in open(args.metrics) if line.strip()]
+    train = [r for r in rows if "loss" in r]
+    valid = [r for r in rows if "val_loss" in r]
+    directions = sorted({k.split("/", 1)[1] for r in valid for k in r if k.startswith("bleu/")})
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    left.plot([r["step"] for r in train], [r["loss"] for r in train], label="train loss",
+              color="tab:blue", alpha=0.6)
+    left.plot([r["step"] for r in valid], [r["val_loss"] for r in valid], "o-",
+              label="dev loss", color="tab:red")
+    left.set_xlabel("step")
+    left.set_ylabel("label-smoothed loss (nats per target token)")
+    left.grid(alpha=0.3)
+    left.legend()
+    for i, direction in enumerate(directions):
+        color = f"C{i}"
+        steps = [r["step"] for r in valid]
+        right.plot(steps, [r[f"bleu/{direction}"] for r in valid], "o-", color=color,
+                   label=f"{direction} BLEU")
+        right.plot(steps, [r[f"chrf/{direction}"] for r in valid], "s--", color=color,
+                   alpha=0.6, label=f"{direction} chrF")
+    right.set_xlabel("step")
+    right.set_ylabel("score (dev, greedy)")
+    right.grid(alpha=0.3)
+    right.legend(fontsize=7, ncol=2)
+    if args.title:
+        fig.suptitle(args.title)
+    fig.tight_layout()
+    fig.savefig(args.out, dpi=110)
+
+
+if __name__ == "__main__":
+    main()
