@@ -1,6 +1,7 @@
 #include "launcher/train_command.h"
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -13,6 +14,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "core/config/spec_loader.h"
+#include "core/io/atomic_file.h"
+#include "core/io/event_file_writer.h"
 #include "core/status_macros.h"
 #include "core/util/log.h"
 #include "launcher/corpus_preparation.h"
@@ -115,6 +118,7 @@ std::string MetricsPath(const TrainConfig& train) {
 absl::Status RunSteps(const TrainConfig& train, const TrainerHandle& trainer, bool print,
                       Validator* validator) {
   std::ofstream metrics_file;
+  BestEffortEventLog events;  // the metrics lines again, for TensorBoard
   const std::string metrics_path = MetricsPath(train);
   if (print && !metrics_path.empty()) {
     std::error_code ignored;
@@ -125,6 +129,7 @@ absl::Status RunSteps(const TrainConfig& train, const TrainerHandle& trainer, bo
                                                       " (--metrics or "
                                                       "train.output_dir)"));
     }
+    events.Open(ParentDirectory(metrics_path));
   }
   const auto start = std::chrono::steady_clock::now();
   const int64_t first_step = trainer.steps_done();
@@ -147,6 +152,14 @@ absl::Status RunSteps(const TrainConfig& train, const TrainerHandle& trainer, bo
     if (metrics_file) {
       metrics_file << result.Json(step) << "\n";
       metrics_file.flush();
+      ScalarList scalars = {{"valid/loss", result.loss},
+                            {"valid/nll", result.nll},
+                            {"valid/ppl", std::exp(result.nll)}};
+      for (const DirectionScores& d : result.directions) {
+        scalars.push_back({absl::StrCat("valid/bleu/", d.src, "-", d.tgt), d.bleu});
+        scalars.push_back({absl::StrCat("valid/chrf/", d.src, "-", d.tgt), d.chrf});
+      }
+      events.Add(step, scalars);
     }
     return absl::OkStatus();
   };
@@ -170,6 +183,11 @@ absl::Status RunSteps(const TrainConfig& train, const TrainerHandle& trainer, bo
             last.step, last.loss, last.nll, last.lr, last.grad_norm, rate, last.target_tokens,
             elapsed);
         metrics_file.flush();
+        events.Add(last.step, {{"train/loss", last.loss},
+                               {"train/nll", last.nll},
+                               {"train/lr", last.lr},
+                               {"train/grad_norm", last.grad_norm},
+                               {"train/tokens_per_s", rate}});
       }
       tokens_since_log = 0;
       seconds_since_log = 0;
