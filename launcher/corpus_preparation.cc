@@ -65,13 +65,18 @@ std::string RunVocabPath(const std::string& output_dir) {
   return absl::StrCat(output_dir, "/spm.model");
 }
 
-absl::Status KeepVocabularyWithRun(const RunSpec& spec) {
+absl::Status KeepVocabularyWithRun(const RunSpec& spec, bool resuming) {
   const std::string from = CorpusVocabPath(spec.train());
   const std::string to = RunVocabPath(spec.train().output_dir());
   PT_ASSIGN_OR_RETURN(const uint64_t want, HashFileContents(from));
   if (Exists(to)) {
     PT_ASSIGN_OR_RETURN(const uint64_t have, HashFileContents(to));
     if (have == want) return absl::OkStatus();
+    PT_CHECK_ARG(!resuming, "the run in ", spec.train().output_dir(),
+                 " was trained with the vocabulary ", to, ", which differs from the corpus's ",
+                 from,
+                 " now: resuming would change every token id. Restore that vocabulary, or "
+                 "set train.output_dir to a new directory");
   }
   std::error_code error;
   std::filesystem::create_directories(spec.train().output_dir(), error);
@@ -88,9 +93,10 @@ absl::Status KeepVocabularyWithRun(const RunSpec& spec) {
 absl::Status PrepareCorpus(const RunSpec& spec) {
   const TrainConfig& train = spec.train();
   const CorpusData& corpus = train.corpus();
-  if (!Exists(absl::StrCat(corpus.dir(), "/train.messages.tsv"))) {
+  // `data build` writes stats.tsv last: without it the corpus is incomplete.
+  if (!Exists(absl::StrCat(corpus.dir(), "/stats.tsv"))) {
     PT_CHECK_ARG(!corpus.build_from_gettext().empty(), "train.corpus.dir '", corpus.dir(),
-                 "' holds no corpus (train.messages.tsv); build one with `pipetrain data build "
+                 "' holds no complete corpus (no stats.tsv); build one with `pipetrain data build "
                  "--out ",
                  corpus.dir(), " ...`, or set train.corpus.build_from_gettext");
     PT_RETURN_IF_ERROR(BuildFromGettext(corpus));

@@ -24,8 +24,10 @@ absl::Status PrepareCorpus(const RunSpec& spec);
 // Where a run keeps a copy of its vocabulary, so that its checkpoints
 // translate without the corpus: OUTPUT_DIR/spm.model.
 std::string RunVocabPath(const std::string& output_dir);
-// Copies the corpus's vocabulary there (atomically) unless it is there already.
-absl::Status KeepVocabularyWithRun(const RunSpec& spec);
+// Copies the corpus's vocabulary there (atomically) unless it is there
+// already. A run that resumes (`resuming`) must find the very vocabulary it
+// was trained with: a different one there is an error, never replaced.
+absl::Status KeepVocabularyWithRun(const RunSpec& spec, bool resuming);
 
 }  // namespace pipetrain
 

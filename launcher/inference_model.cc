@@ -30,8 +30,13 @@ absl::StatusOr<InferenceModel> LoadInferenceModel(const std::string& ckpt,
     candidates.push_back(vocab_path);
   } else {
     // The run directory is the step directory's parent.
-    const std::filesystem::path run_dir =
-        std::filesystem::path(reader.step_dir()).lexically_normal().parent_path();
+    // The run directory is the step directory's parent ("runs/demo/step_1200/"
+    // and "." inside it included).
+    std::error_code error;
+    std::filesystem::path step_dir =
+        std::filesystem::absolute(reader.step_dir(), error).lexically_normal();
+    if (step_dir.filename().empty()) step_dir = step_dir.parent_path();
+    const std::filesystem::path run_dir = step_dir.parent_path();
     candidates.push_back(RunVocabPath(run_dir.string()));
     if (!loaded.spec.train().corpus().dir().empty()) {
       candidates.push_back(CorpusVocabPath(loaded.spec.train()));

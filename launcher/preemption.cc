@@ -10,8 +10,8 @@ volatile std::sig_atomic_t g_signal = 0;
 bool g_stopped = false;
 
 // Only records the signal: the step loop polls it between steps, where a
-// checkpoint is consistent. A second signal is not special: the scheduler's
-// SIGKILL is what ends a job that does not stop in time.
+// checkpoint is consistent. The handler is reset when it runs, so a second
+// signal (Ctrl-C pressed twice) ends the process at once.
 extern "C" void RecordSignal(int signal) { g_signal = signal; }
 
 }  // namespace
@@ -19,6 +19,7 @@ extern "C" void RecordSignal(int signal) { g_signal = signal; }
 void InstallPreemptionHandlers() {
   struct sigaction action = {};
   action.sa_handler = RecordSignal;
+  action.sa_flags = SA_RESETHAND;
   sigemptyset(&action.sa_mask);
   for (int signal : {SIGTERM, SIGINT, SIGUSR1}) sigaction(signal, &action, nullptr);
 }

@@ -82,23 +82,24 @@ absl::Status SaveParams(const TrainerHandle& trainer, bool write) {
 }
 
 // One process's flat parameter buffer, assembled from the blocks `visit`
-// gives (collective when distributed).
-absl::StatusOr<Tensor> GatherParameters(const TrainerHandle& trainer) {
-  std::vector<Tensor> blocks;
+// gives (collective when distributed). Only a rank that `keeps` it copies
+// anything; the others take part in the collective and return nothing.
+absl::StatusOr<Tensor> GatherParameters(const TrainerHandle& trainer, bool keep) {
+  if (!keep) {
+    PT_RETURN_IF_ERROR(trainer.visit([](const Tensor&) {}));
+    return Tensor();
+  }
+  std::vector<char> bytes;
   int64_t total = 0;
   DType dtype = DType::kF32;
   PT_RETURN_IF_ERROR(trainer.visit([&](const Tensor& block) {
-    blocks.push_back(block.Clone());
+    const char* data = static_cast<const char*>(block.raw_data());
+    bytes.insert(bytes.end(), data, data + block.nbytes());
     total += block.numel();
     dtype = block.dtype();
   }));
   Tensor flat = Tensor::Empty({total}, dtype);
-  int64_t at = 0;
-  for (const Tensor& block : blocks) {
-    std::memcpy(static_cast<char*>(flat.raw_data()) + at * DTypeSize(dtype), block.raw_data(),
-                block.nbytes());
-    at += block.numel();
-  }
+  std::memcpy(flat.raw_data(), bytes.data(), bytes.size());
   return flat;
 }
 
@@ -131,6 +132,9 @@ absl::Status RunSteps(const TrainConfig& train, const TrainerHandle& trainer, bo
     }
     events.Open(ParentDirectory(metrics_path));
   }
+  // From here on a signal means: finish the step, checkpoint, leave (data
+  // preparation before this point stops at once, as usual).
+  InstallPreemptionHandlers();
   const auto start = std::chrono::steady_clock::now();
   const int64_t first_step = trainer.steps_done();
   const int log_interval = std::max(train.log_interval(), 1);
@@ -140,12 +144,13 @@ absl::Status RunSteps(const TrainConfig& train, const TrainerHandle& trainer, bo
   double eval_seconds = 0;  // validation time, kept out of the rate and the ETA
   auto validate = [&](int64_t step) -> absl::Status {
     if (train.corpus().dir().empty()) return absl::OkStatus();  // nothing to validate on
-    PT_ASSIGN_OR_RETURN(const Tensor flat, GatherParameters(trainer));
+    PT_ASSIGN_OR_RETURN(const Tensor flat, GatherParameters(trainer, validator != nullptr));
     if (validator == nullptr) return absl::OkStatus();
     PT_ASSIGN_OR_RETURN(const ValidationResult result, validator->Run(flat, step));
     eval_seconds += result.seconds;
     LogInfo("valid", "step %d %s", step, result.Summary());
     for (const DirectionScores& d : result.directions) {
+      if (d.sentences == 0) continue;  // validated by its loss only
       LogInfo("valid", "  %s-%s: %s => %s (ref: %s)", d.src, d.tgt, d.sample_source,
               d.sample_hypothesis, d.sample_reference);
     }
@@ -156,6 +161,7 @@ absl::Status RunSteps(const TrainConfig& train, const TrainerHandle& trainer, bo
                             {"valid/nll", result.nll},
                             {"valid/ppl", std::exp(result.nll)}};
       for (const DirectionScores& d : result.directions) {
+        if (d.sentences == 0) continue;
         scalars.push_back({absl::StrCat("valid/bleu/", d.src, "-", d.tgt), d.bleu});
         scalars.push_back({absl::StrCat("valid/chrf/", d.src, "-", d.tgt), d.chrf});
       }
@@ -194,14 +200,15 @@ absl::Status RunSteps(const TrainConfig& train, const TrainerHandle& trainer, bo
     }
     const bool final_step = last.step == train.steps();
     PT_ASSIGN_OR_RETURN(const bool preempted, trainer.any_rank(PreemptionSignal() != 0));
-    if (train.eval_interval() > 0 && !preempted &&
-        (last.step % train.eval_interval() == 0 || final_step)) {
-      PT_RETURN_IF_ERROR(validate(last.step));
-    }
+    // The checkpoint first: a validation that fails must not cost the step.
     if (preempted || (train.checkpoint_interval() > 0 &&
                       (last.step % train.checkpoint_interval() == 0 || final_step))) {
       PT_RETURN_IF_ERROR(trainer.save(train.output_dir()));
       if (print) LogInfo("ckpt", "saved step %d in %s", last.step, train.output_dir());
+    }
+    if (train.eval_interval() > 0 && !preempted &&
+        (last.step % train.eval_interval() == 0 || final_step)) {
+      PT_RETURN_IF_ERROR(validate(last.step));
     }
     if (preempted && !final_step) {
       MarkStoppedForPreemption();
@@ -271,11 +278,28 @@ absl::Status RunDistributed(const RunSpec& spec) {
     if (world->size() > 1) world->Abort(std::string(status.message()));
     return status;
   };
+  // Whether to resume is decided once, from what every rank sees.
+  auto resume = FindResumePoint(spec);
+  if (!resume.ok()) return fail(resume.status());
+  {
+    const double step = resume->has_value() ? static_cast<double>((*resume)->step()) : -1;
+    Tensor seen = Tensor::FromVector({step, step * step}, {2}, DType::kF64);
+    PT_RETURN_IF_ERROR(world->AllReduceSum(seen));
+    // Equal on every rank exactly when size · Σs² = (Σs)².
+    if (world->size() * seen.At(1) != seen.At(0) * seen.At(0)) {
+      return fail(absl::FailedPreconditionError(
+          absl::StrCat("the ranks disagree on the checkpoint to resume from in train.output_dir ",
+                       spec.train().output_dir(), " (rank ", world->rank(), " sees ",
+                       resume->has_value() ? (*resume)->step_dir() : std::string("none"),
+                       "); every rank must see the same directory: use a shared file system and an "
+                       "absolute output_dir")));
+    }
+  }
   if (!spec.train().corpus().dir().empty()) {
     // One rank prepares the data; the others wait for it.
     if (world->rank() == 0) {
       absl::Status prepared = PrepareCorpus(spec);
-      if (prepared.ok()) prepared = KeepVocabularyWithRun(spec);
+      if (prepared.ok()) prepared = KeepVocabularyWithRun(spec, resume->has_value());
       if (!prepared.ok()) return fail(prepared);
     }
     PT_RETURN_IF_ERROR(world->Barrier());
@@ -306,8 +330,6 @@ absl::Status RunDistributed(const RunSpec& spec) {
                              },
                              [&](const std::string& dir) { return trainer.SaveCheckpoint(dir); },
                              [&](bool mine) { return trainer.AnyRank(mine); }};
-  auto resume = FindResumePoint(spec);
-  if (!resume.ok()) return fail(resume.status());
   if (resume->has_value()) {
     const absl::Status restored = trainer.RestoreCheckpoint(**resume);
     if (!restored.ok()) return fail(restored);
@@ -335,7 +357,6 @@ absl::Status RunDistributed(const RunSpec& spec) {
 }  // namespace
 
 absl::Status RunTrainCommand(const std::vector<std::string>& overrides_in) {
-  InstallPreemptionHandlers();
   const std::string spec_path = absl::GetFlag(FLAGS_spec);
   if (spec_path.empty()) {
     return absl::InvalidArgumentError(
@@ -357,9 +378,10 @@ absl::Status RunTrainCommand(const std::vector<std::string>& overrides_in) {
       spec.train().data_parallel() > 1) {
     return RunDistributed(spec);
   }
+  PT_ASSIGN_OR_RETURN(std::optional<CheckpointReader> resume, FindResumePoint(spec));
   if (!spec.train().corpus().dir().empty()) {
     PT_RETURN_IF_ERROR(PrepareCorpus(spec));
-    PT_RETURN_IF_ERROR(KeepVocabularyWithRun(spec));
+    PT_RETURN_IF_ERROR(KeepVocabularyWithRun(spec, resume.has_value()));
   }
   PT_ASSIGN_OR_RETURN(std::unique_ptr<Trainer> trainer, Trainer::Create(spec));
   LogModel(spec, trainer->model().params().total_elements(), "");
@@ -373,7 +395,6 @@ absl::Status RunTrainCommand(const std::vector<std::string>& overrides_in) {
       },
       [&](const std::string& dir) { return trainer->SaveCheckpoint(dir).status(); },
       [](bool mine) -> absl::StatusOr<bool> { return mine; }};
-  PT_ASSIGN_OR_RETURN(std::optional<CheckpointReader> resume, FindResumePoint(spec));
   if (resume.has_value()) {
     PT_RETURN_IF_ERROR(trainer->RestoreCheckpoint(*resume));
     LogInfo("train", "resumed from %s (step %d)", resume->step_dir(), trainer->step());

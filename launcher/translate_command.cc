@@ -57,11 +57,17 @@ absl::Status RunTranslateCommand() {
   DecodeOptions options;
   options.beam_size = absl::GetFlag(FLAGS_beam);
   options.length_penalty = absl::GetFlag(FLAGS_length_penalty);
+  // BranchNorm's scale at the checkpoint's own step, as eval and validation use.
+  options.training_step = loaded.step;
   PT_CHECK_ARG(options.beam_size >= 1, "--beam ", options.beam_size, " must be >= 1");
   PT_CHECK_ARG(options.length_penalty >= 0, "--length_penalty ", options.length_penalty,
                " must be >= 0");
   const int batch = std::max(absl::GetFlag(FLAGS_batch), 1);
-  const int max_source = static_cast<int>(loaded.spec.model().max_positions()) - 2;
+  // Room for the source: an encoder reads it alone; a decoder-only model
+  // reads source, <s> and the target in one sequence, so half of it.
+  const int positions = static_cast<int>(loaded.spec.model().max_positions());
+  const int max_source =
+      loaded.spec.model().kind() == DECODER_ONLY ? (positions - 1) / 2 : positions - 2;
   // Notes go to stderr: stdout carries the translations only.
   std::fprintf(stderr, "[translate] %s (step %lld), vocabulary %s, beam %d\n",
                loaded.checkpoint_dir.c_str(), static_cast<long long>(loaded.step),
@@ -86,7 +92,9 @@ absl::Status RunTranslateCommand() {
       std::fwrite(text.data(), 1, text.size(), stdout);
       std::fputc('\n', stdout);
     }
-    std::fflush(stdout);
+    if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
+      return absl::DataLossError("writing the translations to stdout failed (disk full?)");
+    }
     sources.clear();
     empty.clear();
     return absl::OkStatus();

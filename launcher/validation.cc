@@ -16,22 +16,6 @@
 namespace pipetrain {
 namespace {
 
-// A JSON string literal of UTF-8 text.
-std::string JsonString(const std::string& text) {
-  std::string out = "\"";
-  for (const unsigned char c : text) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20) {
-      out += absl::StrFormat("\\u%04x", c);
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out + "\"";
-}
-
 // `pairs` cut into consecutive batches of at most `budget` padded tokens.
 std::vector<std::vector<SentencePair>> BatchesWithin(ModelKind kind,
                                                      const std::vector<SentencePair>& pairs,
@@ -54,12 +38,46 @@ std::vector<std::vector<SentencePair>> BatchesWithin(ModelKind kind,
   return batches;
 }
 
+// The `count` directions ("src-tgt") with the most pairs in `corpus` among
+// `languages` (all when empty; then among the 8 languages with the most
+// sentences, to keep the search small), largest first.
+std::vector<std::string> LargestDirections(const MultiwayCorpus& corpus,
+                                           std::vector<std::string> languages, size_t count) {
+  if (languages.empty()) {
+    std::vector<int64_t> sentences(corpus.languages.size(), 0);
+    for (const MultiwayCorpus::Message& message : corpus.messages) {
+      for (const auto& [language, text] : message) ++sentences[language];
+    }
+    std::vector<size_t> order(corpus.languages.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::stable_sort(order.begin(), order.end(),
+                     [&](size_t a, size_t b) { return sentences[a] > sentences[b]; });
+    for (size_t i = 0; i < order.size() && i < 8; ++i) {
+      languages.push_back(corpus.languages[order[i]]);
+    }
+  }
+  std::vector<std::pair<int64_t, std::string>> found;
+  for (const std::string& src : languages) {
+    for (const std::string& tgt : languages) {
+      if (src == tgt || corpus.LanguageIndex(src) < 0 || corpus.LanguageIndex(tgt) < 0) continue;
+      const int64_t pairs = static_cast<int64_t>(corpus.Pairs(src, tgt).size());
+      if (pairs > 0) found.push_back({-pairs, absl::StrCat(src, "-", tgt)});
+    }
+  }
+  std::sort(found.begin(), found.end());
+  std::vector<std::string> names;
+  for (size_t i = 0; i < found.size() && i < count; ++i) names.push_back(found[i].second);
+  return names;
+}
+
 }  // namespace
 
 ValidationOptions ValidationOptionsFromSpec(const RunSpec& spec) {
   const Validation& v = spec.train().validation();
   ValidationOptions options;
   options.directions.assign(v.directions().begin(), v.directions().end());
+  options.languages.assign(spec.train().corpus().languages().begin(),
+                           spec.train().corpus().languages().end());
   options.sentences = v.sentences();
   options.loss_sentences = v.loss_sentences();
   options.beam_size = v.beam_size();
@@ -72,6 +90,7 @@ ValidationOptions ValidationOptionsFromSpec(const RunSpec& spec) {
 std::string ValidationResult::Summary() const {
   std::vector<std::string> parts;
   for (const DirectionScores& d : directions) {
+    if (d.sentences == 0) continue;
     parts.push_back(absl::StrFormat("%s-%s BLEU=%.2f chrF=%.2f", d.src, d.tgt, d.bleu, d.chrf));
   }
   return absl::StrFormat("val_loss=%.4f val_nll=%.4f ppl=%.2f%s%s (%d tokens, %.1fs)", loss, nll,
@@ -84,6 +103,7 @@ std::string ValidationResult::Json(int64_t step) const {
       "{\"step\":%d,\"val_loss\":%.6f,\"val_nll\":%.6f,\"val_ppl\":%.4f,\"val_tokens\":%d", step,
       loss, nll, std::exp(nll), tokens);
   for (const DirectionScores& d : directions) {
+    if (d.sentences == 0) continue;
     const std::string key = absl::StrCat(d.src, "-", d.tgt);
     absl::StrAppendFormat(&out, ",\"bleu/%s\":%.4f,\"chrf/%s\":%.4f", key, d.bleu, key, d.chrf);
   }
@@ -102,7 +122,15 @@ absl::StatusOr<std::unique_ptr<Validator>> Validator::Create(const ModelSpec& sp
       ReadMultiwayCorpus(absl::StrCat(corpus_dir, "/", options.split, ".messages.tsv")));
   std::unique_ptr<Validator> validator(new Validator(spec, vocab, options));
   const int max_length = options.max_length > 0 ? options.max_length : spec.max_positions() - 2;
-  for (const std::string& name : options.directions) {
+  std::vector<std::string> names = options.directions;
+  int sentences = options.sentences;
+  if (names.empty()) {
+    names = LargestDirections(corpus, options.languages, /*count=*/8);
+    sentences = 0;  // the loss only
+    PT_CHECK_ARG(!names.empty(), "no direction of ", corpus_dir, "/", options.split,
+                 " has pairs among the training languages; validate on named directions");
+  }
+  for (const std::string& name : names) {
     const size_t dash = name.find('-');
     PT_CHECK_ARG(dash != std::string::npos, "direction '", name, "' is not src-tgt");
     Direction d;
@@ -123,7 +151,7 @@ absl::StatusOr<std::unique_ptr<Validator>> Validator::Create(const ModelSpec& sp
       std::vector<int32_t> src = vocab.Encode(src_text);
       src.insert(src.begin(), tag);
       std::vector<int32_t> tgt = vocab.Encode(tgt_text);
-      if (static_cast<int>(d.sources.size()) < options.sentences) {
+      if (static_cast<int>(d.sources.size()) < sentences) {
         std::vector<int32_t> clipped = src;
         if (static_cast<int>(clipped.size()) > max_length) clipped.resize(max_length);
         d.sources.push_back(std::move(clipped));
@@ -135,7 +163,7 @@ absl::StatusOr<std::unique_ptr<Validator>> Validator::Create(const ModelSpec& sp
           static_cast<int>(tgt.size()) <= max_length && !tgt.empty()) {
         d.loss_pairs.push_back(SentencePair{std::move(src), std::move(tgt)});
       }
-      if (static_cast<int>(d.sources.size()) >= options.sentences &&
+      if (static_cast<int>(d.sources.size()) >= sentences &&
           static_cast<int>(d.loss_pairs.size()) >= options.loss_sentences) {
         break;
       }
@@ -168,7 +196,9 @@ absl::StatusOr<ValidationResult> Validator::Run(const Tensor& flat_params, int64
   ValidationResult result;
   double loss_sum = 0, nll_sum = 0;
   for (const Direction& d : directions_) {
-    DirectionScores scores{.src = d.src, .tgt = d.tgt};
+    DirectionScores scores;
+    scores.src = d.src;
+    scores.tgt = d.tgt;
     double direction_loss = 0;
     int64_t direction_tokens = 0;
     for (const std::vector<SentencePair>& group :
@@ -193,8 +223,10 @@ absl::StatusOr<ValidationResult> Validator::Run(const Tensor& flat_params, int64
       for (const Hypothesis& h : best) hypotheses.push_back(vocab_.Decode(h.tokens));
     }
     scores.sentences = static_cast<int>(hypotheses.size());
-    scores.bleu = CorpusBleu(hypotheses, {d.references}).score;
-    scores.chrf = CorpusChrf(hypotheses, {d.references}).score;
+    if (!hypotheses.empty()) {
+      scores.bleu = CorpusBleu(hypotheses, {d.references}).score;
+      scores.chrf = CorpusChrf(hypotheses, {d.references}).score;
+    }
     if (!hypotheses.empty()) {
       scores.sample_source = d.source_texts[0];
       scores.sample_hypothesis = hypotheses[0];

@@ -23,7 +23,7 @@ namespace pipetrain {
 
 struct DirectionScores {
   std::string src, tgt;
-  int sentences = 0;  // decoded
+  int sentences = 0;  // decoded; 0 for a direction validated by its loss only
   double bleu = 0, chrf = 0;
   double loss = 0;  // smoothed loss per target token of its loss pairs
   std::string sample_source, sample_hypothesis, sample_reference;  // its first sentence
@@ -41,10 +41,13 @@ struct ValidationResult {
 };
 
 struct ValidationOptions {
-  std::string split = "dev";            // "dev" or "test"
-  std::vector<std::string> directions;  // "src-tgt"
-  int sentences = 100;                  // decoded per direction
-  int loss_sentences = 200;             // pairs per direction for the loss
+  std::string split = "dev";  // "dev" or "test"
+  // "src-tgt". Empty: the loss only, over the (up to 8) directions with the
+  // most pairs in the split among `languages`.
+  std::vector<std::string> directions;
+  std::vector<std::string> languages;  // empty: every language of the split
+  int sentences = 100;                 // decoded per direction
+  int loss_sentences = 200;            // pairs per direction for the loss
   int beam_size = 1;
   double length_penalty = 0;
   int max_length = 0;  // tokens per side, tag included; longer loss pairs are skipped

@@ -194,7 +194,7 @@ TEST_F(CorpusTrainTest, TranslateAndEvalUseTheCheckpoint) {
 TEST_F(CorpusTrainTest, MissingCorpusSaysHowToBuildIt) {
   const auto r = RunPipetrain(Train("--set corpus.dir=" + Path("nothing_here")));
   EXPECT_NE(r.exit_code, 0);
-  EXPECT_THAT(r.output, HasSubstr("holds no corpus"));
+  EXPECT_THAT(r.output, HasSubstr("holds no complete corpus"));
   EXPECT_THAT(r.output, HasSubstr("pipetrain data build"));
 }
 

@@ -86,7 +86,11 @@ void ApplyDefaults(RunSpec* spec) {
     CorpusData& c = *t.mutable_corpus();
     if (c.min_pairs() == 0) c.set_min_pairs(1);
     if (c.temperature() == 0) c.set_temperature(5);
-    if (c.max_length() == 0) c.set_max_length(spec->model().max_positions() - 2);
+    if (c.max_length() == 0) {
+      // A decoder-only model reads source, <s> and target as one sequence.
+      const int positions = spec->model().max_positions();
+      c.set_max_length(m.kind() == DECODER_ONLY ? (positions - 1) / 2 : positions - 2);
+    }
     if (c.vocab_sentences() == 0) c.set_vocab_sentences(300000);
     Validation& v = *t.mutable_validation();
     if (v.sentences() == 0) v.set_sentences(100);

@@ -358,6 +358,12 @@ void CheckCorpus(const TrainConfig& t, const ModelSpec& m, Problems& p) {
   if (c.min_pairs() < 1) p.Add("train.corpus.min_pairs=", c.min_pairs(), " must be >= 1");
   if (c.max_length() < 1) {
     p.Add("train.corpus.max_length=", c.max_length(), " must be >= 1");
+  } else if (m.kind() == DECODER_ONLY && m.max_positions() > 0 &&
+             2 * c.max_length() + 1 > m.max_positions()) {
+    p.Add("train.corpus.max_length=", c.max_length(),
+          ": a decoder-only model reads source, <s> and target as one sequence, and 2 x ",
+          c.max_length(), " + 1 exceeds model.max_positions=", m.max_positions(),
+          "; lower max_length or raise max_positions");
   } else if (m.max_positions() > 0 && c.max_length() + 2 > m.max_positions()) {
     p.Add("train.corpus.max_length=", c.max_length(),
           " + 2 (<s>, </s>) exceeds model.max_positions=", m.max_positions(),

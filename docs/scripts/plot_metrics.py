@@ -23,6 +23,7 @@ def main():
     for run in args.runs:
         label, path = run.split("=", 1)
         rows = [json.loads(line) for line in open(path) if line.strip()]
+        rows = [r for r in rows if args.key in r]  # validation lines have other keys
         ax.plot([r["step"] for r in rows], [r[args.key] for r in rows], label=label)
     ax.set_xlabel("step")
     ax.set_ylabel(args.key + (" (nats per target token)" if args.key in ("loss", "nll") else ""))

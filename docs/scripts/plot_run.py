@@ -22,8 +22,11 @@ def main():
     parser.add_argument("--title", default="")
     args = parser.parse_args()
     rows = [json.loads(line) for line in open(args.metrics) if line.strip()]
-    train = [r for r in rows if "loss" in r]
-    valid = [r for r in rows if "val_loss" in r]
+    # A resumed run appends again the steps logged after its checkpoint:
+    # keep the last line of each step.
+    train = sorted({r["step"]: r for r in rows if "loss" in r}.values(), key=lambda r: r["step"])
+    valid = sorted({r["step"]: r for r in rows if "val_loss" in r}.values(),
+                   key=lambda r: r["step"])
     directions = sorted({k.split("/", 1)[1] for r in valid for k in r if k.startswith("bleu/")})
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
