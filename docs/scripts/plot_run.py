@@ -1,7 +1,7 @@
 """Plots a training run's metrics.jsonl: the loss curve with the dev loss
 (left) and the BLEU / chrF of every validated direction (right).
 
-usage: python3 docs/scripts/plot_run.py runs/demo/metrics.jsonl OUT.png [--title TEXT]
+usage: python3 docs/scripts/plot_run.py runs/demo/metrics.jsonl OUT.png [--title TEXT] [--mark STEP]
 
 Step lines carry "loss"; validation lines carry "val_loss" and
 "bleu/<src>-<tgt>", "chrf/<src>-<tgt>" (written by `pipetrain train`).
@@ -20,6 +20,8 @@ def main():
     parser.add_argument("metrics")
     parser.add_argument("out")
     parser.add_argument("--title", default="")
+    parser.add_argument("--mark", type=int, action="append", default=[],
+                        help="draw a vertical line at this step (e.g. where a run resumed)")
     args = parser.parse_args()
     rows = [json.loads(line) for line in open(args.metrics) if line.strip()]
     # A resumed run appends again the steps logged after its checkpoint:
@@ -49,6 +51,9 @@ def main():
     right.set_ylabel("score (dev, greedy)")
     right.grid(alpha=0.3)
     right.legend(fontsize=7, ncol=2)
+    for step in args.mark:
+        for ax in (left, right):
+            ax.axvline(step, color="gray", linestyle=":", linewidth=1)
     if args.title:
         fig.suptitle(args.title)
     fig.tight_layout()
