@@ -28,6 +28,7 @@
 #include "gtest/gtest.h"
 #include "tests/testing/mo_writer.h"
 #include "tests/testing/run_binary.h"
+#include "tests/testing/temp_dir.h"
 
 namespace pipetrain {
 namespace {
@@ -38,30 +39,13 @@ using testing::MoHeader;
 using testing::RawMoEntry;
 using testing::WriteFile;
 
-// A fresh directory per test, removed at the end.
-class TempDir {
+// A directory named after the running test, removed afterwards.
+class TempDir : public testing::TempDir {
  public:
-  TempDir() {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path_ = fs::temp_directory_path() / absl::StrCat("corpus_builder_test_", getpid(), "_",
-                                                     info->test_suite_name(), "_", info->name());
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
-  std::string str() const { return path_.string(); }
-
- private:
-  fs::path path_;
+  TempDir() : testing::TempDir("corpus_builder_test") {}
 };
 
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using testing::ReadAll;
 
 std::map<std::string, std::string> ReadStats(const std::string& dir) {
   std::map<std::string, std::string> stats;

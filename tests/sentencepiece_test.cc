@@ -34,6 +34,7 @@
 #include "gtest/gtest.h"
 #include "proto/sentencepiece_model.pb.h"
 #include "tests/testing/run_binary.h"
+#include "tests/testing/temp_dir.h"
 
 namespace pipetrain {
 namespace {
@@ -42,32 +43,13 @@ namespace fs = std::filesystem;
 using testing::RunCommand;
 using testing::RunPipetrain;
 
-// A fresh directory per test, removed at the end.
-class TempDir {
+// A directory named after the running test, removed afterwards.
+class TempDir : public testing::TempDir {
  public:
-  TempDir() {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    // Parameterized names hold '/' ("Configs/TinyModelTest"): one level only.
-    std::string name = absl::StrCat(info->test_suite_name(), "_", info->name());
-    std::replace(name.begin(), name.end(), '/', '_');
-    path_ = fs::temp_directory_path() / absl::StrCat("sentencepiece_test_", getpid(), "_", name);
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
-  std::string str() const { return path_.string(); }
-
- private:
-  fs::path path_;
+  TempDir() : testing::TempDir("sentencepiece_test") {}
 };
 
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using testing::ReadAll;
 
 void WriteLines(const std::string& path, const std::vector<std::string>& lines) {
   std::ofstream out(path, std::ios::binary);
