@@ -715,7 +715,8 @@ TEST(SpecReferenceDocTest, NamesEveryFieldAndEnumValue) {
   for (const pb::Descriptor* message :
        {RunSpec::descriptor(), ModelSpec::descriptor(), BranchNorm::descriptor(),
         NormOverride::descriptor(), TrainConfig::descriptor(), AdamW::descriptor(),
-        SyntheticData::descriptor()}) {
+        SyntheticData::descriptor(), PipelineConfig::descriptor(), CorpusData::descriptor(),
+        Validation::descriptor()}) {
     for (int i = 0; i < message->field_count(); ++i) {
       const pb::FieldDescriptor* field = message->field(i);
       EXPECT_THAT(doc, HasSubstr(field->name())) << message->name() << "." << field->name();
