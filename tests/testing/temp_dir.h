@@ -1,5 +1,6 @@
-// A fresh directory for one test, removed when the test ends, and reading a
-// whole file back: what tests that write corpora, vocabularies or shards need.
+// A fresh directory for one test, removed when the test ends, reading a
+// whole file back, and counting this machine's gettext locales: what tests
+// that write corpora, vocabularies or shards need.
 #ifndef PIPETRAIN_TESTS_TESTING_TEMP_DIR_H_
 #define PIPETRAIN_TESTS_TESTING_TEMP_DIR_H_
 
@@ -39,6 +40,17 @@ class TempDir {
  private:
   std::filesystem::path path_;
 };
+
+// Locale directories with an LC_MESSAGES folder under `root`: tests that
+// read this machine's gettext catalogs skip below 20 (a stripped image).
+inline int CountGettextLocales(const std::string& root) {
+  int locales = 0;
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(root, ec), end; !ec && it != end; it.increment(ec)) {
+    locales += std::filesystem::is_directory(it->path() / "LC_MESSAGES", ec);
+  }
+  return locales;
+}
 
 inline std::string ReadAll(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
