@@ -10,6 +10,8 @@
 #include <array>
 #include <cstdint>
 
+#include "core/philox_core.h"
+
 namespace pipetrain {
 
 // Identifies one random stream. `site` separates draws made in the same layer
@@ -21,6 +23,11 @@ struct RngKey {
   uint32_t microbatch = 0;
   uint32_t site = 0;
 };
+
+// The words a kernel needs to draw from `key`'s stream (see philox_core.h).
+inline philox::StreamWords StreamWordsOf(const RngKey& key) {
+  return philox::MakeStreamWords(key.seed, key.step, key.layer, key.microbatch, key.site);
+}
 
 // One Philox4x32-10 block: 4 random 32-bit words for a 128-bit counter.
 std::array<uint32_t, 4> Philox4x32(std::array<uint32_t, 4> counter, std::array<uint32_t, 2> key);

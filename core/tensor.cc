@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/device_storage.h"
 
 namespace pipetrain {
 
@@ -65,11 +66,11 @@ std::string ShapeString(const Shape& shape) {
 }
 
 Storage::Storage(size_t bytes, Device device) : bytes_(bytes), device_(device) {
-  if (device != Device::kCpu) {
-    // Device memory comes from the CUDA allocator (core/cuda); a CPU-only
-    // build never creates device tensors.
-    std::fprintf(stderr, "pipetrain: device storage requested from the CPU allocator\n");
-    std::abort();
+  if (device == Device::kCuda) {
+    // The caching allocator of core/cuda; a CPU-only build ends here with a
+    // message instead.
+    data_ = device_storage::Allocate(bytes);
+    return;
   }
   // Round up so aligned_alloc's size is a multiple of the alignment; never 0.
   size_t rounded = ((bytes + 63) / 64) * 64;
@@ -81,7 +82,13 @@ Storage::Storage(size_t bytes, Device device) : bytes_(bytes), device_(device) {
   }
 }
 
-Storage::~Storage() { std::free(data_); }
+Storage::~Storage() {
+  if (device_ == Device::kCuda) {
+    device_storage::Free(data_);
+  } else {
+    std::free(data_);
+  }
+}
 
 Tensor Tensor::Empty(const Shape& shape, DType dtype, Device device) {
   Tensor t;
@@ -179,13 +186,21 @@ Tensor Tensor::View(int64_t offset, const Shape& shape) const {
 
 Tensor Tensor::Clone() const {
   Tensor t = Empty(shape_, dtype_, device_);
-  if (nbytes() > 0) std::memcpy(t.raw_data(), raw_data(), nbytes());
+  if (device_ == Device::kCuda) {
+    device_storage::Copy(t.raw_data(), Device::kCuda, raw_data(), Device::kCuda, nbytes());
+  } else if (nbytes() > 0) {
+    std::memcpy(t.raw_data(), raw_data(), nbytes());
+  }
   return t;
 }
 
 Tensor Tensor::To(DType dtype) const {
   if (dtype == dtype_) return Clone();
   Tensor t = Empty(shape_, dtype, device_);
+  if (device_ == Device::kCuda) {
+    device_storage::Convert(raw_data(), dtype_, t.raw_data(), dtype, numel_);
+    return t;
+  }
   for (int64_t i = 0; i < numel_; ++i) {
     double v = At(i);
     if (dtype == DType::kF32) {
@@ -202,10 +217,18 @@ Tensor Tensor::To(DType dtype) const {
 }
 
 void Tensor::Zero() {
-  if (nbytes() > 0) std::memset(raw_data(), 0, nbytes());
+  if (device_ == Device::kCuda) {
+    device_storage::SetZero(raw_data(), nbytes());
+  } else if (nbytes() > 0) {
+    std::memset(raw_data(), 0, nbytes());
+  }
 }
 
 void Tensor::Fill(double value) {
+  if (device_ == Device::kCuda) {
+    device_storage::Fill(raw_data(), dtype_, numel_, value);
+    return;
+  }
   for (int64_t i = 0; i < numel_; ++i) {
     switch (dtype_) {
       case DType::kF32:
@@ -225,6 +248,7 @@ void Tensor::Fill(double value) {
 }
 
 double Tensor::At(int64_t i) const {
+  if (device_ == Device::kCuda) return View(i, {1}).CopyTo(Device::kCpu).At(0);
   switch (dtype_) {
     case DType::kF32:
       return data<float>()[i];
@@ -239,9 +263,20 @@ double Tensor::At(int64_t i) const {
 }
 
 std::vector<double> Tensor::ToVector() const {
+  if (device_ == Device::kCuda) return CopyTo(Device::kCpu).ToVector();
   std::vector<double> v(static_cast<size_t>(numel_));
   for (int64_t i = 0; i < numel_; ++i) v[i] = At(i);
   return v;
+}
+
+Tensor Tensor::CopyTo(Device device) const {
+  Tensor t = Empty(shape_, dtype_, device);
+  if (device == Device::kCpu && device_ == Device::kCpu) {
+    if (nbytes() > 0) std::memcpy(t.raw_data(), raw_data(), nbytes());
+  } else {
+    device_storage::Copy(t.raw_data(), device, raw_data(), device_, nbytes());
+  }
+  return t;
 }
 
 std::string Tensor::DebugString() const {

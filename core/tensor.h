@@ -34,7 +34,8 @@ float Bf16ToFloat(uint16_t bits);
 int64_t NumElements(const Shape& shape);
 std::string ShapeString(const Shape& shape);
 
-// Owns one allocation. CPU storage is 64-byte aligned for the BLAS.
+// Owns one allocation. CPU storage is 64-byte aligned for the BLAS; device
+// storage comes from the caching allocator (core/caching_allocator.h).
 class Storage {
  public:
   Storage(size_t bytes, Device device);
@@ -109,12 +110,17 @@ class Tensor {
   Tensor View(int64_t offset, const Shape& shape) const;
   // A new tensor with its own storage and the same contents.
   Tensor Clone() const;
-  // Converts between f32, f64, bf16 and i32 (CPU only); returns a copy.
+  // Converts between f32, f64, bf16 and i32 on the tensor's device; returns a copy.
   Tensor To(DType dtype) const;
+  // A copy on `device` (host <-> GPU); waits when the copy lands on the host.
+  // A CUDA failure ends the process with a message (see core/device.h for
+  // the Status-returning CopyToDevice).
+  Tensor CopyTo(Device device) const;
 
   void Zero();
   void Fill(double value);
-  // Element i as a double (CPU, any dtype); for tests and logging.
+  // Element i as a double (any dtype; a device tensor is copied to the host
+  // first, so this is for tests and logging, not loops).
   double At(int64_t i) const;
   std::vector<double> ToVector() const;
   std::string DebugString() const;  // dtype, device, shape

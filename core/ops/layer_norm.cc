@@ -1,5 +1,5 @@
 // Shape and dtype checks for LayerNorm and PowerNorm, then dispatch to the CPU
-// kernels.
+// kernels or to the CUDA ones (layer_norm_cuda.cu) by the device of x.
 #include "core/ops/layer_norm.h"
 
 #include <cmath>
@@ -8,6 +8,9 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "core/ops/op_checks.h"
+#if PIPETRAIN_WITH_CUDA
+#include "core/ops/layer_norm_cuda.h"
+#endif
 #include "core/status_macros.h"
 
 namespace pipetrain::ops {
@@ -33,20 +36,27 @@ void PowerNormBackward(const T* x, const T* mean, const T* sigma, double power, 
 
 namespace {
 
-// x is the normalised input: f32/f64, [..., d] with d > 0.
+// x is the normalised input: a float tensor [..., d] with d > 0.
 absl::Status CheckInput(absl::string_view op, const Tensor& x) {
-  PT_RETURN_IF_ERROR(CheckFloatCpu(op, "x", x));
+  PT_RETURN_IF_ERROR(CheckFloat(op, "x", x));
   PT_CHECK_ARG(x.rank() >= 1 && x.dim(-1) > 0, op, ": x must be [..., d] with d > 0, got ",
                ShapeString(x.shape()));
   return absl::OkStatus();
 }
 
-// `t` must have x's dtype and the given shape.
+// `t` must be on x's device, with the given shape and dtype (x's own unless said).
+absl::Status CheckLike(absl::string_view op, absl::string_view name, const Tensor& t,
+                       const Tensor& x, const Shape& shape, DType dtype);
 absl::Status CheckLike(absl::string_view op, absl::string_view name, const Tensor& t,
                        const Tensor& x, const Shape& shape) {
-  PT_RETURN_IF_ERROR(CheckFloatCpu(op, name, t));
-  PT_CHECK_ARG(t.dtype() == x.dtype(), op, ": ", name, " is ", DTypeName(t.dtype()), " but x is ",
-               DTypeName(x.dtype()), "; they must match");
+  return CheckLike(op, name, t, x, shape, x.dtype());
+}
+absl::Status CheckLike(absl::string_view op, absl::string_view name, const Tensor& t,
+                       const Tensor& x, const Shape& shape, DType dtype) {
+  PT_RETURN_IF_ERROR(CheckDevice(op, name, t, x.device()));
+  PT_CHECK_ARG(t.dtype() == dtype, op, ": ", name, " is ", DTypeName(t.dtype()), " but must be ",
+               DTypeName(dtype), " for x of ", DTypeName(x.dtype()), " on ",
+               DeviceName(x.device()));
   PT_CHECK_ARG(t.shape() == shape, op, ": ", name, " must be ", ShapeString(shape), " for x ",
                ShapeString(x.shape()), ", got ", ShapeString(t.shape()));
   return absl::OkStatus();
@@ -80,6 +90,7 @@ absl::StatusOr<Tensor> LayerNormForward(const Tensor& x, const Tensor& gamma, co
   PT_RETURN_IF_ERROR(CheckLike(kOp, "gamma", gamma, x, {d}));
   PT_RETURN_IF_ERROR(CheckLike(kOp, "beta", beta, x, {d}));
   PT_RETURN_IF_ERROR(CheckEps(kOp, eps));
+  PT_DISPATCH_CUDA(x, cuda::LayerNormForward(x, gamma, beta, eps, saved));
   Tensor y = Tensor::Empty(x.shape(), x.dtype());
   Tensor* mean = nullptr;
   Tensor* rstd = nullptr;
@@ -107,9 +118,10 @@ absl::StatusOr<Tensor> LayerNormBackwardInput(const Tensor& x, const Tensor& gam
   PT_RETURN_IF_ERROR(CheckInput(kOp, x));
   const int64_t d = x.dim(-1), rows = Rows(x);
   PT_RETURN_IF_ERROR(CheckLike(kOp, "gamma", gamma, x, {d}));
-  PT_RETURN_IF_ERROR(CheckLike(kOp, "saved.mean", saved.mean, x, {rows}));
-  PT_RETURN_IF_ERROR(CheckLike(kOp, "saved.rstd", saved.rstd, x, {rows}));
+  PT_RETURN_IF_ERROR(CheckLike(kOp, "saved.mean", saved.mean, x, {rows}, AccumulatorDType(x)));
+  PT_RETURN_IF_ERROR(CheckLike(kOp, "saved.rstd", saved.rstd, x, {rows}, AccumulatorDType(x)));
   PT_RETURN_IF_ERROR(CheckLike(kOp, "dy", dy, x, x.shape()));
+  PT_DISPATCH_CUDA(x, cuda::LayerNormBackwardInput(x, gamma, saved, dy));
   Tensor dx = Tensor::Empty(x.shape(), x.dtype());
   if (x.dtype() == DType::kF32) {
     cpu::LayerNormBackwardInput<float>(x.data<float>(), gamma.data<float>(),
@@ -128,11 +140,12 @@ absl::Status LayerNormBackwardWeight(const Tensor& x, const LayerNormSaved& save
   constexpr absl::string_view kOp = "LayerNormBackwardWeight";
   PT_RETURN_IF_ERROR(CheckInput(kOp, x));
   const int64_t d = x.dim(-1), rows = Rows(x);
-  PT_RETURN_IF_ERROR(CheckLike(kOp, "saved.mean", saved.mean, x, {rows}));
-  PT_RETURN_IF_ERROR(CheckLike(kOp, "saved.rstd", saved.rstd, x, {rows}));
+  PT_RETURN_IF_ERROR(CheckLike(kOp, "saved.mean", saved.mean, x, {rows}, AccumulatorDType(x)));
+  PT_RETURN_IF_ERROR(CheckLike(kOp, "saved.rstd", saved.rstd, x, {rows}, AccumulatorDType(x)));
   PT_RETURN_IF_ERROR(CheckLike(kOp, "dy", dy, x, x.shape()));
-  PT_RETURN_IF_ERROR(CheckLike(kOp, "dgamma", dgamma, x, {d}));
-  PT_RETURN_IF_ERROR(CheckLike(kOp, "dbeta", dbeta, x, {d}));
+  PT_RETURN_IF_ERROR(CheckLike(kOp, "dgamma", dgamma, x, {d}, AccumulatorDType(x)));
+  PT_RETURN_IF_ERROR(CheckLike(kOp, "dbeta", dbeta, x, {d}, AccumulatorDType(x)));
+  PT_DISPATCH_CUDA(x, cuda::LayerNormBackwardWeight(x, saved, dy, dgamma, dbeta));
   if (x.dtype() == DType::kF32) {
     cpu::LayerNormBackwardWeight<float>(x.data<float>(), saved.mean.data<float>(),
                                         saved.rstd.data<float>(), dy.data<float>(), rows, d,
@@ -151,6 +164,7 @@ absl::StatusOr<Tensor> PowerNormForward(const Tensor& x, double power, double ep
   PT_RETURN_IF_ERROR(CheckInput(kOp, x));
   PT_RETURN_IF_ERROR(CheckPower(kOp, power));
   PT_RETURN_IF_ERROR(CheckEps(kOp, eps));
+  PT_DISPATCH_CUDA(x, cuda::PowerNormForward(x, power, eps, saved));
   const int64_t d = x.dim(-1), rows = Rows(x);
   Tensor y = Tensor::Empty(x.shape(), x.dtype());
   Tensor* mean = nullptr;
@@ -178,9 +192,10 @@ absl::StatusOr<Tensor> PowerNormBackward(const Tensor& x, const PowerNormSaved& 
   PT_RETURN_IF_ERROR(CheckInput(kOp, x));
   const int64_t d = x.dim(-1), rows = Rows(x);
   PT_RETURN_IF_ERROR(CheckPower(kOp, saved.power));
-  PT_RETURN_IF_ERROR(CheckLike(kOp, "saved.mean", saved.mean, x, {rows}));
-  PT_RETURN_IF_ERROR(CheckLike(kOp, "saved.sigma", saved.sigma, x, {rows}));
+  PT_RETURN_IF_ERROR(CheckLike(kOp, "saved.mean", saved.mean, x, {rows}, AccumulatorDType(x)));
+  PT_RETURN_IF_ERROR(CheckLike(kOp, "saved.sigma", saved.sigma, x, {rows}, AccumulatorDType(x)));
   PT_RETURN_IF_ERROR(CheckLike(kOp, "dy", dy, x, x.shape()));
+  PT_DISPATCH_CUDA(x, cuda::PowerNormBackward(x, saved, dy));
   Tensor dx = Tensor::Empty(x.shape(), x.dtype());
   if (x.dtype() == DType::kF32) {
     cpu::PowerNormBackward<float>(x.data<float>(), saved.mean.data<float>(),

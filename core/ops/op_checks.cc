@@ -16,4 +16,29 @@ absl::Status CheckFloatCpu(absl::string_view op, absl::string_view name, const T
   return absl::OkStatus();
 }
 
+absl::Status CheckFloat(absl::string_view op, absl::string_view name, const Tensor& t) {
+  PT_CHECK_ARG(t.defined(), op, ": ", name, " is an undefined tensor");
+  if (t.device() == Device::kCpu) {
+    PT_CHECK_ARG(t.dtype() == DType::kF32 || t.dtype() == DType::kF64, op, ": ", name,
+                 " must be f32 or f64 on the CPU, got ", DTypeName(t.dtype()));
+  } else {
+    PT_CHECK_ARG(t.dtype() == DType::kF32 || t.dtype() == DType::kBF16, op, ": ", name,
+                 " must be bf16 or f32 on the GPU, got ", DTypeName(t.dtype()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckDevice(absl::string_view op, absl::string_view name, const Tensor& t,
+                         Device device) {
+  PT_CHECK_ARG(t.defined(), op, ": ", name, " is an undefined tensor");
+  PT_CHECK_ARG(t.device() == device, op, ": ", name, " is on ", DeviceName(t.device()),
+               " but the other inputs are on ", DeviceName(device),
+               "; copy it with Tensor::CopyTo first");
+  return absl::OkStatus();
+}
+
+DType AccumulatorDType(const Tensor& x) {
+  return x.device() == Device::kCuda ? DType::kF32 : x.dtype();
+}
+
 }  // namespace pipetrain::ops
