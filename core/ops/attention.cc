@@ -3,7 +3,11 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "core/ops/op_checks.h"
 #include "core/status_macros.h"
+#if PIPETRAIN_WITH_CUDA
+#include "core/ops/attention_cuda.h"
+#endif
 
 namespace pipetrain::ops {
 namespace cpu {
@@ -31,14 +35,9 @@ std::string Describe(const Tensor& t) { return t.defined() ? t.DebugString() : "
 absl::StatusOr<Dims> CheckInputs(const char* op, const Tensor& q, const Tensor& k, const Tensor& v,
                                  const AttentionOptions& options) {
   PT_CHECK_ARG(q.defined() && k.defined() && v.defined(), op, ": q, k and v must be set");
-  for (const Tensor* t : {&q, &k, &v}) {
-    if (t->device() != Device::kCpu) {
-      return absl::UnimplementedError(absl::StrCat(
-          op, ": only CPU tensors are supported in this build, got ", t->DebugString()));
-    }
-  }
-  PT_CHECK_ARG(q.dtype() == DType::kF32 || q.dtype() == DType::kF64, op, ": q has dtype ",
-               DTypeName(q.dtype()), "; expected f32 or f64");
+  PT_RETURN_IF_ERROR(CheckFloat(op, "q", q));
+  PT_RETURN_IF_ERROR(CheckDevice(op, "k", k, q.device()));
+  PT_RETURN_IF_ERROR(CheckDevice(op, "v", v, q.device()));
   PT_CHECK_ARG(k.dtype() == q.dtype() && v.dtype() == q.dtype(), op,
                ": q, k and v must share a dtype, got ", DTypeName(q.dtype()), ", ",
                DTypeName(k.dtype()), ", ", DTypeName(v.dtype()));
@@ -82,6 +81,7 @@ absl::StatusOr<Dims> CheckInputs(const char* op, const Tensor& q, const Tensor& 
 absl::StatusOr<Tensor> AttentionForward(const Tensor& q, const Tensor& k, const Tensor& v,
                                         const AttentionOptions& options, AttentionSaved* saved) {
   PT_ASSIGN_OR_RETURN(const Dims d, CheckInputs("AttentionForward", q, k, v, options));
+  PT_DISPATCH_CUDA(q, cuda::AttentionForward(q, k, v, options, d.heads, saved));
   Tensor probs = Tensor::Empty({d.batch, d.heads, d.tq, d.tk}, q.dtype());
   Tensor context = Tensor::Empty(q.shape(), q.dtype());
   const int32_t* lengths =
@@ -106,17 +106,19 @@ absl::Status AttentionBackward(const Tensor& q, const Tensor& k, const Tensor& v
                                const Tensor& dcontext, Tensor* dq, Tensor* dk, Tensor* dv) {
   PT_ASSIGN_OR_RETURN(const Dims d, CheckInputs("AttentionBackward", q, k, v, options));
   const Shape probs_shape{d.batch, d.heads, d.tq, d.tk};
-  PT_CHECK_ARG(saved.probs.defined() && saved.probs.device() == Device::kCpu &&
-                   saved.probs.dtype() == q.dtype() && saved.probs.shape() == probs_shape,
+  PT_CHECK_ARG(saved.probs.defined() && saved.probs.device() == q.device() &&
+                   saved.probs.dtype() == AccumulatorDType(q) &&
+                   saved.probs.shape() == probs_shape,
                "AttentionBackward: saved.probs is ", Describe(saved.probs), "; expected ",
-               DTypeName(q.dtype()), " ", ShapeString(probs_shape),
+               DTypeName(AccumulatorDType(q)), DeviceName(q.device()), ShapeString(probs_shape),
                " from the forward of these inputs");
-  PT_CHECK_ARG(dcontext.defined() && dcontext.device() == Device::kCpu &&
+  PT_CHECK_ARG(dcontext.defined() && dcontext.device() == q.device() &&
                    dcontext.dtype() == q.dtype() && dcontext.shape() == q.shape(),
                "AttentionBackward: dcontext is ", Describe(dcontext), "; expected ",
                q.DebugString(), " (the shape of q)");
   PT_CHECK_ARG(dq != nullptr && dk != nullptr && dv != nullptr,
                "AttentionBackward: dq, dk and dv must not be null");
+  PT_DISPATCH_CUDA(q, cuda::AttentionBackward(q, k, v, options, d.heads, saved, dcontext, dq, dk, dv));
   // Always fresh outputs, assigned only at the end: writing into whatever the
   // caller's tensors held could clobber a tensor sharing their storage (even dcontext).
   Tensor grad_q = Tensor::Empty(q.shape(), q.dtype());
