@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "core/philox.h"
+#include "core/philox_core.h"
 #include "gtest/gtest.h"
 #include "tests/testing/grad_check.h"
 
@@ -120,6 +121,34 @@ TEST(DropoutTest, RejectsBadArguments) {
   EXPECT_EQ(ints.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(ints.status().message().find("i32"), absl::string_view::npos) << ints.status();
   EXPECT_FALSE(DropoutForward(Tensor(), 0.5, kKey).ok());
+}
+
+// The host half of the CPU/GPU bitwise guarantee: the CUDA kernel decides with
+// philox::Dropped(StreamWordsOf(key), i, p) from philox_core.h, the CPU with
+// PhiloxStream::Uniform(i) < p. Both must agree on every element of every key.
+TEST(DropoutTest, PhiloxCoreDecisionEqualsPhiloxStream) {
+  const RngKey keys[] = {
+      kKey,
+      RngKey{.seed = 0, .step = 0, .layer = 0, .microbatch = 0, .site = 0},
+      RngKey{.seed = 0xFFFFFFFFFFFFFFFFull, .step = 0xFFFFFFFFu, .layer = 47, .microbatch = 7,
+             .site = 4095},
+      RngKey{.seed = 1234567890123ull, .step = 100000, .layer = 5, .microbatch = 1000, .site = 1},
+  };
+  for (const RngKey& key : keys) {
+    const PhiloxStream stream(key);
+    const philox::StreamWords words = StreamWordsOf(key);
+    // Dense indices, then indices past 2^32 (the second counter word).
+    for (uint64_t base : {uint64_t{0}, (uint64_t{1} << 32) - 8, uint64_t{1} << 40}) {
+      for (uint64_t i = base; i < base + 20000; ++i) {
+        const float u = stream.Uniform(i);
+        ASSERT_EQ(philox::Uniform(words, i), u) << "index " << i;
+        for (double p : {0.1, 0.5, 0.9}) {
+          ASSERT_EQ(philox::Dropped(words, i, p), static_cast<double>(u) < p)
+              << "index " << i << ", p = " << p;
+        }
+      }
+    }
+  }
 }
 
 }  // namespace

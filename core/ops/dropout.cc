@@ -3,6 +3,9 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#if PIPETRAIN_WITH_CUDA
+#include "core/ops/dropout_cuda.h"
+#endif
 #include "core/status_macros.h"
 
 namespace pipetrain::ops {
@@ -19,6 +22,14 @@ absl::StatusOr<Tensor> ApplyMask(const Tensor& in, double p, const RngKey& rng, 
   // Written so that NaN fails too.
   PT_CHECK_ARG(p >= 0.0 && p < 1.0, op, ": dropout probability p = ", p, " is outside [0, 1)");
   PT_CHECK_ARG(in.defined(), op, ": ", arg, " is not set");
+#if PIPETRAIN_WITH_CUDA
+  if (in.device() == Device::kCuda) {
+    PT_CHECK_ARG(in.dtype() == DType::kF32 || in.dtype() == DType::kBF16, op, ": ", arg,
+                 " has dtype ", DTypeName(in.dtype()), "; expected bf16 or f32 on the GPU");
+    if (p == 0.0) return in;
+    return cuda::DropoutApply(in, p, rng);
+  }
+#endif
   if (in.device() != Device::kCpu) {
     return absl::UnimplementedError(absl::StrCat(op, ": ", arg, " is on ", DeviceName(in.device()),
                                                  "; only CPU tensors are supported in this build"));
