@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The GPU checks of the CUDA backend, prepared so that a session lent a GPU
+# machine (15 minutes of device time) spends them running, not building.
+#
+#   deploy/gpu_check.sh pack [BUILD_DIR]   # here, no GPU needed: bundle the GPU test
+#                                          # binaries (+ libraries the GPU machine lacks) into .gpu/
+#   deploy/gpu_check.sh run                # there: run them, logs and JSON results into $OUT (or ./gpu-out)
+#
+# `run` executes every tests/cuda_*_test binary (each GPU op against the CPU op,
+# forward and backward, f32 and bf16) and the NCCL communicator test under
+# mpirun with 2 ranks on one GPU (the host-staged fallback), then prints one
+# summary line per binary. docs/gpu-validation.md says what was run when.
+set -uo pipefail
+mode=${1:-}
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+bundle="$root/.gpu"
+
+case "$mode" in
+  pack)
+    build=${2:-$root/build}
+    bins=$(ls "$build"/tests/cuda_*_test "$build"/tests/nccl_communicator_test 2>/dev/null)
+    [ -n "$bins" ] || { echo "no GPU test binaries under $build/tests: build with CUDA first" >&2; exit 1; }
+    rm -rf "$bundle"
+    bundler=$(ls "$root"/../shared/tools/device-bundle /work/shared/tools/device-bundle 2>/dev/null | head -1)
+    [ -n "$bundler" ] || { echo "device-bundle not found (../shared/tools)" >&2; exit 1; }
+    # shellcheck disable=SC2086
+    "$bundler" "$bundle" $bins
+    grep -qx '/.gpu/' "$root/.git/info/exclude" 2>/dev/null || echo '/.gpu/' >> "$root/.git/info/exclude"
+    echo "packed: $(ls "$bundle/bin" | tr '\n' ' ')"
+    echo "now: run(command='bash deploy/gpu_check.sh run', carry=['.gpu'], timeout_s=480)"
+    ;;
+  run)
+    out=${OUT:-$root/gpu-out}
+    mkdir -p "$out"
+    # shellcheck disable=SC1091
+    source "$bundle/env.sh"
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | tee "$out/device.txt"
+    date -u +%Y-%m-%dT%H:%MZ >> "$out/device.txt"
+    status=0
+    for bin in "$bundle"/bin/cuda_*_test; do
+      name=$(basename "$bin")
+      timeout 300 "$bin" --gtest_output="json:$out/$name.json" > "$out/$name.log" 2>&1
+      rc=$?
+      [ $rc -eq 0 ] || status=1
+      echo "$name rc=$rc $(grep -E '^\[  (PASSED|FAILED|SKIPPED) +\] [0-9]+ tests?[,.]' "$out/$name.log" | tr '\n' ' ')"
+      grep -E '^\[  FAILED  \]' "$out/$name.log" | head -20
+    done
+    if [ -x "$bundle/bin/nccl_communicator_test" ]; then
+      timeout 120 mpirun -np 2 --oversubscribe "$bundle/bin/nccl_communicator_test" \
+        > "$out/nccl_communicator_test.log" 2>&1
+      rc=$?
+      [ $rc -eq 0 ] || status=1
+      echo "nccl_communicator_test (2 ranks, 1 GPU) rc=$rc"
+      tail -5 "$out/nccl_communicator_test.log"
+    fi
+    exit $status
+    ;;
+  *)
+    echo "usage: $0 pack [BUILD_DIR] | run" >&2
+    exit 2
+    ;;
+esac
