@@ -4,6 +4,11 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "core/device.h"
+#include "core/ops/op_checks.h"
+#if PIPETRAIN_WITH_CUDA
+#include "core/ops/cross_entropy_cuda.h"
+#endif
 #include "core/status_macros.h"
 
 namespace pipetrain::ops {
@@ -23,14 +28,26 @@ namespace {
 absl::Status CheckInputs(const char* op, const Tensor& logits, const Tensor& targets,
                          double smoothing, int32_t ignore_index) {
   PT_CHECK_ARG(logits.defined() && targets.defined(), op, ": logits and targets must be set");
-  if (logits.device() != Device::kCpu || targets.device() != Device::kCpu) {
+  const bool on_gpu = logits.device() == Device::kCuda;
+#if PIPETRAIN_WITH_CUDA
+  if (on_gpu || targets.device() == Device::kCuda) {
+    PT_RETURN_IF_ERROR(CheckDevice(op, "targets", targets, logits.device()));
+  }
+#endif
+  if (!on_gpu && (logits.device() != Device::kCpu || targets.device() != Device::kCpu)) {
     return absl::UnimplementedError(
         absl::StrCat(op, ": only CPU tensors are supported in this build"));
   }
   PT_CHECK_ARG(logits.rank() == 2, op, ": logits must be [N, V], got ",
                ShapeString(logits.shape()));
-  PT_CHECK_ARG(logits.dtype() == DType::kF32 || logits.dtype() == DType::kF64, op,
-               ": logits have dtype ", DTypeName(logits.dtype()), "; expected f32 or f64");
+  if (on_gpu) {
+    PT_CHECK_ARG(logits.dtype() == DType::kF32 || logits.dtype() == DType::kBF16, op,
+                 ": logits have dtype ", DTypeName(logits.dtype()),
+                 "; expected bf16 or f32 on the GPU");
+  } else {
+    PT_CHECK_ARG(logits.dtype() == DType::kF32 || logits.dtype() == DType::kF64, op,
+                 ": logits have dtype ", DTypeName(logits.dtype()), "; expected f32 or f64");
+  }
   const int64_t n = logits.dim(0);
   const int64_t v = logits.dim(1);
   PT_CHECK_ARG(v >= 1, op, ": the vocabulary dimension of logits ", ShapeString(logits.shape()),
@@ -42,7 +59,12 @@ absl::Status CheckInputs(const char* op, const Tensor& logits, const Tensor& tar
                ShapeString(logits.shape()));
   PT_CHECK_ARG(smoothing >= 0.0 && smoothing <= 1.0, op, ": label smoothing ", smoothing,
                " is outside [0, 1]");
-  const int32_t* t = targets.data<int32_t>();
+  // Device targets are validated on a host copy: N ints, small next to the logits.
+  Tensor host_targets = targets;
+  if (on_gpu) {
+    PT_ASSIGN_OR_RETURN(host_targets, CopyToDevice(targets, Device::kCpu));
+  }
+  const int32_t* t = host_targets.data<int32_t>();
   for (int64_t i = 0; i < n; ++i) {
     if (t[i] == ignore_index) continue;
     PT_CHECK_ARG(t[i] >= 0 && t[i] < v, op, ": targets[", i, "] = ", t[i],
@@ -58,6 +80,8 @@ absl::StatusOr<CrossEntropyStats> CrossEntropyForward(const Tensor& logits, cons
                                                       double smoothing, int32_t ignore_index,
                                                       CrossEntropySaved* saved) {
   PT_RETURN_IF_ERROR(CheckInputs("CrossEntropyForward", logits, targets, smoothing, ignore_index));
+  PT_DISPATCH_CUDA(logits,
+                   cuda::CrossEntropyForward(logits, targets, smoothing, ignore_index, saved));
   const int64_t n = logits.dim(0);
   const int64_t v = logits.dim(1);
   Tensor lse = Tensor::Empty({n}, logits.dtype());
@@ -83,12 +107,15 @@ absl::StatusOr<Tensor> CrossEntropyBackward(const Tensor& logits, const Tensor& 
   PT_CHECK_ARG(lse.defined(),
                "CrossEntropyBackward: saved.logsumexp is not set; run "
                "CrossEntropyForward with a saved struct first");
-  PT_CHECK_ARG(
-      lse.device() == Device::kCpu && lse.dtype() == logits.dtype() && lse.shape() == Shape{n},
-      "CrossEntropyBackward: saved.logsumexp is ", lse.DebugString(), "; expected ",
-      DTypeName(logits.dtype()), " [", n, "] from the forward of these logits");
+  PT_CHECK_ARG(lse.device() == logits.device() && lse.dtype() == AccumulatorDType(logits) &&
+                   lse.shape() == Shape{n},
+               "CrossEntropyBackward: saved.logsumexp is ", lse.DebugString(), "; expected ",
+               DTypeName(AccumulatorDType(logits)), " [", n, "] on ", DeviceName(logits.device()),
+               " from the forward of these logits");
   PT_CHECK_ARG(std::isfinite(grad_scale), "CrossEntropyBackward: grad_scale ", grad_scale,
                " is not finite");
+  PT_DISPATCH_CUDA(logits, cuda::CrossEntropyBackward(logits, targets, smoothing, ignore_index,
+                                                      saved, grad_scale));
   Tensor dlogits = Tensor::Empty(logits.shape(), logits.dtype());
   if (logits.dtype() == DType::kF32) {
     cpu::CrossEntropyBackward<float>(logits.data<float>(), targets.data<int32_t>(), n, v, smoothing,
