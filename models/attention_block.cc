@@ -107,7 +107,7 @@ absl::StatusOr<Tensor> AttentionBlock::BackwardInput(const StepContext& ctx, Att
   PT_ASSIGN_OR_RETURN(Tensor dk_src, ops::LinearBackwardInput(saved->dk, store_.param(wk_)));
   PT_ASSIGN_OR_RETURN(Tensor dv_src, ops::LinearBackwardInput(saved->dv, store_.param(wv_)));
   if (config_.cross) {
-    if (!dmemory->defined()) *dmemory = Tensor::Zeros(saved->memory.shape(), dk_src.dtype());
+    if (!dmemory->defined()) *dmemory = Tensor::Zeros(saved->memory.shape(), dk_src.dtype(), dk_src.device());
     PT_RETURN_IF_ERROR(ops::Axpy(1.0, dk_src, *dmemory));
     PT_RETURN_IF_ERROR(ops::Axpy(1.0, dv_src, *dmemory));
   } else {

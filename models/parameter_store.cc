@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "absl/strings/str_format.h"
+#include "core/device.h"
 #include "core/philox.h"
 
 namespace pipetrain {
@@ -36,8 +37,8 @@ ParamId ParameterStore::Add(std::string name, Shape shape, InitRule init) {
 }
 
 void ParameterStore::Finalize() {
-  params_ = Tensor::Zeros({total_}, dtype_);
-  grads_ = Tensor::Zeros({total_}, dtype_);
+  params_ = Tensor::Zeros({total_}, dtype_, device_);
+  grads_ = Tensor::Zeros({total_}, dtype_, device_);
 }
 
 Tensor ParameterStore::param(ParamId id) const {
@@ -51,8 +52,11 @@ Tensor ParameterStore::grad(ParamId id) const {
 }
 
 void ParameterStore::Initialize(uint64_t seed) {
+  // Values are drawn on the host and copied over, so a GPU store starts from
+  // exactly the CPU store's f32 values.
+  Tensor host = device_ == Device::kCpu ? params_ : Tensor::Zeros({total_}, dtype_);
   for (const ParameterInfo& info : infos_) {
-    Tensor p = params_.View(info.offset, info.shape);
+    Tensor p = host.View(info.offset, info.shape);
     double std_dev = 0;
     switch (info.init.kind) {
       case InitKind::kZeros:
@@ -85,10 +89,20 @@ void ParameterStore::Initialize(uint64_t seed) {
       }
     }
   }
+  if (device_ != Device::kCpu) {
+    // Into the existing storage: layers already hold views of params_.
+    const absl::Status copied = CopyTensor(host, params_);
+    if (!copied.ok()) {
+      std::fprintf(stderr, "pipetrain: initialising parameters: %s\n", copied.ToString().c_str());
+      std::abort();
+    }
+  }
 }
 
 std::string ParamsDigest(const ParameterStore& store) {
-  const Tensor& flat = store.flat_params();
+  const Tensor flat = store.flat_params().device() == Device::kCpu
+                          ? store.flat_params()
+                          : store.flat_params().CopyTo(Device::kCpu);
   return absl::StrFormat("%016x", Fnv1a64(flat.raw_data(), flat.nbytes()));
 }
 

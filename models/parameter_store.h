@@ -39,7 +39,10 @@ using ParamId = int;
 
 class ParameterStore {
  public:
-  explicit ParameterStore(DType dtype) : dtype_(dtype) {}
+  // Parameters and gradients live on `device`; on the GPU the dtype is f32
+  // (the master weights; bf16 compute copies are still owed).
+  explicit ParameterStore(DType dtype, Device device = Device::kCpu)
+      : dtype_(dtype), device_(device) {}
   ParameterStore(const ParameterStore&) = delete;
   ParameterStore& operator=(const ParameterStore&) = delete;
 
@@ -60,11 +63,13 @@ class ParameterStore {
   void ZeroGrads() { grads_.Zero(); }
 
   DType dtype() const { return dtype_; }
+  Device device() const { return device_; }
   int64_t total_elements() const { return total_; }
   const std::vector<ParameterInfo>& infos() const { return infos_; }
 
  private:
   DType dtype_;
+  Device device_;
   std::vector<ParameterInfo> infos_;
   int64_t total_ = 0;
   Tensor params_;
