@@ -9,7 +9,7 @@
 # `run` executes every tests/cuda_*_test binary (each GPU op against the CPU op,
 # forward and backward, f32 and bf16) and the NCCL communicator test under
 # mpirun with 2 ranks on one GPU (the host-staged fallback), then prints one
-# summary line per binary. docs/gpu-validation.md says what was run when.
+# summary line per binary; then gpu_layer_bench's JSON lines (bench.jsonl). docs/gpu-validation.md says what was run when.
 set -uo pipefail
 mode=${1:-}
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -18,7 +18,8 @@ bundle="$root/.gpu"
 case "$mode" in
   pack)
     build=${2:-$root/build}
-    bins=$(ls "$build"/tests/cuda_*_test "$build"/tests/nccl_communicator_test 2>/dev/null)
+    bins=$(ls "$build"/tests/cuda_*_test "$build"/tests/nccl_communicator_test \
+               "$build"/bench/gpu_layer_bench 2>/dev/null)
     [ -n "$bins" ] || { echo "no GPU test binaries under $build/tests: build with CUDA first" >&2; exit 1; }
     rm -rf "$bundle"
     bundler=$(ls "$root"/../shared/tools/device-bundle /work/shared/tools/device-bundle 2>/dev/null | head -1)
@@ -52,6 +53,14 @@ case "$mode" in
       [ $rc -eq 0 ] || status=1
       echo "nccl_communicator_test (2 ranks, 1 GPU) rc=$rc"
       tail -5 "$out/nccl_communicator_test.log"
+    fi
+    if [ -x "$bundle/bin/gpu_layer_bench" ]; then
+      # The issue's two shapes, as layer stacks (encoder + decoder layers).
+      for args in "--layers 12 --d 1024 --ffn 4096 --heads 16" "--layers 12 --d 1024 --ffn 4096 --heads 16 --decoder" \
+                  "--layers 100 --d 512 --ffn 2048 --heads 8" "--layers 100 --d 512 --ffn 2048 --heads 8 --decoder"; do
+        # shellcheck disable=SC2086
+        timeout 120 "$bundle/bin/gpu_layer_bench" $args --seq 128 --batch 64 2>&1 | tee -a "$out/bench.jsonl"
+      done
     fi
     exit $status
     ;;
