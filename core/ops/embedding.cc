@@ -1,5 +1,6 @@
 // Shape, dtype and id-range checks for the embedding ops, then dispatch to the
-// CPU kernels.
+// CPU kernels or to the CUDA ones (embedding_cuda.cu) by the device of the
+// table (dy for the weight gradient, x for the positions).
 #include "core/ops/embedding.h"
 
 #include <cstdint>
@@ -7,7 +8,11 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "core/device.h"
 #include "core/ops/op_checks.h"
+#if PIPETRAIN_WITH_CUDA
+#include "core/ops/embedding_cuda.h"
+#endif
 #include "core/status_macros.h"
 
 namespace pipetrain::ops {
@@ -34,15 +39,22 @@ std::string IndexString(int64_t flat, const Shape& shape) {
   return ShapeString(index);
 }
 
-// ids must be i32 on the CPU with every value in [0, vocab).
-absl::Status CheckIds(absl::string_view op, const Tensor& ids, int64_t vocab) {
+// ids must be i32 on `device` with every value in [0, vocab). Device ids are
+// checked on a host copy (one int per token, small next to the activations),
+// so the error names the id and its position as on the CPU.
+absl::Status CheckIds(absl::string_view op, const Tensor& ids, int64_t vocab, Device device) {
   PT_CHECK_ARG(ids.defined(), op, ": ids is an undefined tensor");
   PT_CHECK_ARG(ids.dtype() == DType::kI32, op, ": ids must be i32, got ", DTypeName(ids.dtype()));
-  if (ids.device() != Device::kCpu) {
+  if (device == Device::kCpu && ids.device() != Device::kCpu) {
     return absl::UnimplementedError(absl::StrCat(op, ": ids is on ", DeviceName(ids.device()),
                                                  "; only the CPU implementation is built"));
   }
-  const int32_t* p = ids.data<int32_t>();
+  PT_RETURN_IF_ERROR(CheckDevice(op, "ids", ids, device));
+  Tensor host_ids = ids;
+  if (device != Device::kCpu) {
+    PT_ASSIGN_OR_RETURN(host_ids, CopyToDevice(ids, Device::kCpu));
+  }
+  const int32_t* p = host_ids.data<int32_t>();
   for (int64_t i = 0; i < ids.numel(); ++i) {
     PT_CHECK_ARG(p[i] >= 0 && p[i] < vocab, op, ": id ", p[i], " at position ",
                  IndexString(i, ids.shape()), " of ids ", ShapeString(ids.shape()),
@@ -51,8 +63,15 @@ absl::Status CheckIds(absl::string_view op, const Tensor& ids, int64_t vocab) {
   return absl::OkStatus();
 }
 
+// A float tensor of the dtypes its device computes in (on the CPU: the
+// CPU-only check, whose message says a device tensor has no implementation).
+absl::Status CheckFloatOn(absl::string_view op, absl::string_view name, const Tensor& t) {
+  if (t.defined() && t.device() == Device::kCuda) return CheckFloat(op, name, t);
+  return CheckFloatCpu(op, name, t);
+}
+
 absl::Status CheckTable(absl::string_view op, absl::string_view name, const Tensor& table) {
-  PT_RETURN_IF_ERROR(CheckFloatCpu(op, name, table));
+  PT_RETURN_IF_ERROR(CheckFloatOn(op, name, table));
   PT_CHECK_ARG(table.rank() == 2 && table.dim(0) > 0 && table.dim(1) > 0, op, ": ", name,
                " must be a non-empty [vocab, d] matrix, got ", ShapeString(table.shape()));
   return absl::OkStatus();
@@ -63,7 +82,8 @@ absl::Status CheckTable(absl::string_view op, absl::string_view name, const Tens
 absl::StatusOr<Tensor> EmbeddingForward(const Tensor& ids, const Tensor& table, double scale) {
   constexpr absl::string_view kOp = "EmbeddingForward";
   PT_RETURN_IF_ERROR(CheckTable(kOp, "table", table));
-  PT_RETURN_IF_ERROR(CheckIds(kOp, ids, table.dim(0)));
+  PT_RETURN_IF_ERROR(CheckIds(kOp, ids, table.dim(0), table.device()));
+  PT_DISPATCH_CUDA(table, cuda::EmbeddingForward(ids, table, scale));
   const int64_t d = table.dim(1);
   Shape y_shape = ids.shape();
   y_shape.push_back(d);
@@ -82,15 +102,19 @@ absl::Status EmbeddingBackwardWeight(const Tensor& ids, const Tensor& dy, double
                                      Tensor& dtable) {
   constexpr absl::string_view kOp = "EmbeddingBackwardWeight";
   PT_RETURN_IF_ERROR(CheckTable(kOp, "dtable", dtable));
-  PT_RETURN_IF_ERROR(CheckFloatCpu(kOp, "dy", dy));
-  PT_CHECK_ARG(dy.dtype() == dtable.dtype(), kOp, ": dy is ", DTypeName(dy.dtype()),
-               " but dtable is ", DTypeName(dtable.dtype()), "; they must match");
-  PT_RETURN_IF_ERROR(CheckIds(kOp, ids, dtable.dim(0)));
+  PT_RETURN_IF_ERROR(CheckFloatOn(kOp, "dy", dy));
+  PT_RETURN_IF_ERROR(CheckDevice(kOp, "dtable", dtable, dy.device()));
+  // On the GPU dy is bf16 or f32 and the weight gradient f32.
+  PT_CHECK_ARG(dtable.dtype() == AccumulatorDType(dy), kOp, ": dy is ", DTypeName(dy.dtype()),
+               " but dtable is ", DTypeName(dtable.dtype()), "; dtable must be ",
+               DTypeName(AccumulatorDType(dy)), " on ", DeviceName(dy.device()));
+  PT_RETURN_IF_ERROR(CheckIds(kOp, ids, dtable.dim(0), dy.device()));
   const int64_t d = dtable.dim(1);
   Shape want = ids.shape();
   want.push_back(d);
   PT_CHECK_ARG(dy.shape() == want, kOp, ": dy must be ", ShapeString(want), " (ids ",
                ShapeString(ids.shape()), " by d = ", d, "), got ", ShapeString(dy.shape()));
+  PT_DISPATCH_CUDA(dy, cuda::EmbeddingBackwardWeight(ids, dy, scale, dtable));
   if (dtable.dtype() == DType::kF32) {
     cpu::EmbeddingBackwardWeight<float>(ids.data<int32_t>(), ids.numel(), dy.data<float>(), d,
                                         static_cast<float>(scale), dtable.data<float>());
@@ -103,8 +127,9 @@ absl::Status EmbeddingBackwardWeight(const Tensor& ids, const Tensor& dy, double
 
 absl::Status AddSinusoidalPositions(Tensor& x) {
   constexpr absl::string_view kOp = "AddSinusoidalPositions";
-  PT_RETURN_IF_ERROR(CheckFloatCpu(kOp, "x", x));
+  PT_RETURN_IF_ERROR(CheckFloatOn(kOp, "x", x));
   PT_CHECK_ARG(x.rank() == 3, kOp, ": x must be [batch, time, d], got ", ShapeString(x.shape()));
+  PT_DISPATCH_CUDA(x, cuda::AddSinusoidalPositions(x));
   if (x.dtype() == DType::kF32) {
     cpu::AddSinusoidalPositions<float>(x.dim(0), x.dim(1), x.dim(2), x.data<float>());
   } else {
