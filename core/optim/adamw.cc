@@ -4,6 +4,9 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#if PIPETRAIN_WITH_CUDA
+#include "core/optim/adamw_cuda.h"
+#endif
 #include "core/status_macros.h"
 
 namespace pipetrain {
@@ -56,6 +59,12 @@ absl::Status AdamWStep(const AdamWHyper& hyper, int64_t step, Tensor& params, co
   PT_CHECK_ARG(params.defined() && grads.defined() && m.defined() && v.defined(),
                "AdamWStep: params, grads, m and v must all be set");
   const DType dtype = params.dtype();
+  // The GPU keeps f32 master weights and optimizer state (no f64 there).
+  const bool on_gpu = params.device() == Device::kCuda;
+  if (on_gpu) {
+    PT_CHECK_ARG(dtype == DType::kF32, "AdamWStep: params have dtype ", DTypeName(dtype),
+                 "; expected f32 on the GPU");
+  }
   PT_CHECK_ARG(dtype == DType::kF32 || dtype == DType::kF64, "AdamWStep: params have dtype ",
                DTypeName(dtype), "; expected f32 or f64");
   struct Named {
@@ -64,7 +73,10 @@ absl::Status AdamWStep(const AdamWHyper& hyper, int64_t step, Tensor& params, co
   };
   for (const Named& x :
        {Named{"params", &params}, Named{"grads", &grads}, Named{"m", &m}, Named{"v", &v}}) {
-    if (x.t->device() != Device::kCpu) {
+    if (on_gpu) {
+      PT_CHECK_ARG(x.t->device() == Device::kCuda, "AdamWStep: ", x.name, " is ",
+                   x.t->DebugString(), " but params are on ", DeviceName(params.device()));
+    } else if (x.t->device() != Device::kCpu) {
       return absl::UnimplementedError(absl::StrCat(
           "AdamWStep: ", x.name, " is ", x.t->DebugString(), "; only CPU tensors are supported"));
     }
@@ -72,6 +84,9 @@ absl::Status AdamWStep(const AdamWHyper& hyper, int64_t step, Tensor& params, co
                  " is ", x.t->DebugString(), "; expected ", DTypeName(dtype), " with ",
                  params.numel(), " elements like params");
   }
+#if PIPETRAIN_WITH_CUDA
+  if (on_gpu) return cuda::AdamWStep(hyper, step, params, grads, m, v);
+#endif
   if (dtype == DType::kF32) {
     Update<float>(hyper, step, params.numel(), params.data<float>(), grads.data<float>(),
                   m.data<float>(), v.data<float>());

@@ -6,6 +6,9 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#if PIPETRAIN_WITH_CUDA
+#include "core/optim/grad_clip_cuda.h"
+#endif
 #include "core/status_macros.h"
 
 namespace pipetrain {
@@ -35,6 +38,19 @@ void Scale(T* x, int64_t n, double factor) {
 
 double SumOfSquares(const Tensor& t) {
   if (!t.defined() || t.numel() == 0) return 0.0;
+#if PIPETRAIN_WITH_CUDA
+  if (t.device() == Device::kCuda && (t.dtype() == DType::kF32 || t.dtype() == DType::kBF16)) {
+    absl::StatusOr<double> sum = cuda::SumOfSquares(t);
+    if (!sum.ok()) {
+      // The signature has no room for an error, and a lost norm would silently
+      // disable clipping: a failing device is fatal here.
+      std::fprintf(stderr, "pipetrain: SumOfSquares of %s failed: %s\n", t.DebugString().c_str(),
+                   std::string(sum.status().message()).c_str());
+      std::abort();
+    }
+    return *sum;
+  }
+#endif
   if (t.device() != Device::kCpu) {
     std::fprintf(stderr, "pipetrain: SumOfSquares of %s on the CPU path\n",
                  t.DebugString().c_str());
@@ -53,10 +69,14 @@ double SumOfSquares(const Tensor& t) {
 }
 
 absl::StatusOr<double> ClipToNorm(Tensor& grads, double sum_of_squares, double max_norm) {
-  PT_CHECK_ARG(grads.defined() && grads.device() == Device::kCpu &&
-                   (grads.dtype() == DType::kF32 || grads.dtype() == DType::kF64),
+  const bool on_gpu = grads.defined() && grads.device() == Device::kCuda;
+  PT_CHECK_ARG(grads.defined() && (on_gpu ? (grads.dtype() == DType::kF32 ||
+                                             grads.dtype() == DType::kBF16)
+                                          : (grads.device() == Device::kCpu &&
+                                             (grads.dtype() == DType::kF32 ||
+                                              grads.dtype() == DType::kF64))),
                "ClipToNorm: grads are ", grads.defined() ? grads.DebugString() : "unset",
-               "; expected cpu f32 or f64");
+               on_gpu ? "; expected cuda f32 or bf16" : "; expected cpu f32 or f64");
   PT_CHECK_ARG(!std::isnan(max_norm), "ClipToNorm: max_norm is NaN");
   PT_CHECK_ARG(!(sum_of_squares < 0.0), "ClipToNorm: sum_of_squares = ", sum_of_squares,
                " is negative");
@@ -70,6 +90,12 @@ absl::StatusOr<double> ClipToNorm(Tensor& grads, double sum_of_squares, double m
   }
   if (max_norm <= 0.0 || norm <= max_norm) return norm;
   const double factor = max_norm / norm;
+#if PIPETRAIN_WITH_CUDA
+  if (on_gpu) {
+    PT_RETURN_IF_ERROR(cuda::ScaleInPlace(grads, factor));
+    return norm;
+  }
+#endif
   if (grads.dtype() == DType::kF32) {
     Scale(grads.data<float>(), grads.numel(), factor);
   } else {
