@@ -239,6 +239,8 @@ absl::StatusOr<GpuPlacement> LocalPlacement() {
   gethostname(host, sizeof(host) - 1);
   placement.host = host;
   PT_ASSIGN_OR_RETURN(int device, CurrentCudaDevice());
+  // ncclCommInitRank uses the calling thread's current device.
+  PT_CUDA_RETURN_IF_ERROR(cudaSetDevice(device), "cudaSetDevice");
   cudaDeviceProp props;
   PT_CUDA_RETURN_IF_ERROR(cudaGetDeviceProperties(&props, device), "cudaGetDeviceProperties");
   placement.gpu = "GPU-";
