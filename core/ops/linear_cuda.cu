@@ -104,13 +104,28 @@ absl::Status Matmul(bool trans_a, const Operand& a, bool trans_b, const Operand&
       cublasLtMatmulPreferenceSetAttribute(pref.get(), CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
                                            &workspace, sizeof(workspace)),
       "cublasLtMatmulPreferenceSetAttribute(MAX_WORKSPACE_BYTES)");
+  // Prefer split-K partial sums in the compute type (f32): the in-place and
+  // output-type schemes round them to bf16 for bf16 outputs. Should that
+  // filter leave nothing, any scheme beats failing.
   cublasLtMatmulHeuristicResult_t heuristic = {};
   int found = 0;
-  PT_BLAS_RETURN_IF_ERROR(
-      cublasLtMatmulAlgoGetHeuristic(ctx->blas_lt, op.get(), a_layout.get(), b_layout.get(),
-                                     d_layout.get(), d_layout.get(), pref.get(), 1, &heuristic,
-                                     &found),
-      "cublasLtMatmulAlgoGetHeuristic");
+  for (const uint32_t reduction :
+       {uint32_t{CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE}, uint32_t{CUBLASLT_REDUCTION_SCHEME_MASK}}) {
+    PT_BLAS_RETURN_IF_ERROR(
+        cublasLtMatmulPreferenceSetAttribute(pref.get(), CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK,
+                                             &reduction, sizeof(reduction)),
+        "cublasLtMatmulPreferenceSetAttribute(REDUCTION_SCHEME_MASK)");
+    // "Not supported" is how it may say that it found nothing.
+    const cublasStatus_t st =
+        cublasLtMatmulAlgoGetHeuristic(ctx->blas_lt, op.get(), a_layout.get(), b_layout.get(),
+                                       d_layout.get(), d_layout.get(), pref.get(), 1, &heuristic,
+                                       &found);
+    if (st != CUBLAS_STATUS_NOT_SUPPORTED) {
+      PT_BLAS_RETURN_IF_ERROR(st, "cublasLtMatmulAlgoGetHeuristic");
+      if (found > 0) break;
+    }
+    found = 0;
+  }
   if (found == 0) {
     return absl::InternalError(absl::StrCat("cuBLASLt has no algorithm for the ", m, "x", n,
                                             " matmul (", d_type == CUDA_R_16BF ? "bf16" : "f32",
