@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "core/device.h"
 #include "core/status_macros.h"
 #include "launcher/step_common.h"
 
@@ -13,14 +14,15 @@ Trainer::Trainer(const RunSpec& spec, std::unique_ptr<TransformerModel> model,
                  std::unique_ptr<StepData> data)
     : spec_(spec), data_(std::move(data)), model_(std::move(model)) {
   const Tensor& params = model_->params().flat_params();
-  adam_m_ = Tensor::Zeros(params.shape(), params.dtype());
-  adam_v_ = Tensor::Zeros(params.shape(), params.dtype());
+  adam_m_ = Tensor::Zeros(params.shape(), params.dtype(), params.device());
+  adam_v_ = Tensor::Zeros(params.shape(), params.dtype(), params.device());
 }
 
 absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const RunSpec& spec) {
   const DType dtype = spec.train().dtype() == "f64" ? DType::kF64 : DType::kF32;
+  const Device device = spec.train().device() == "cuda" ? Device::kCuda : Device::kCpu;
   PT_ASSIGN_OR_RETURN(std::unique_ptr<TransformerModel> model,
-                      TransformerModel::Create(spec.model(), dtype, spec.train().seed()));
+                      TransformerModel::Create(spec.model(), dtype, spec.train().seed(), device));
   PT_ASSIGN_OR_RETURN(std::unique_ptr<StepData> data, OpenStepData(spec));
   return std::unique_ptr<Trainer>(new Trainer(spec, std::move(model), std::move(data)));
 }
@@ -49,8 +51,19 @@ absl::StatusOr<StepMetrics> Trainer::Step() {
   const TrainConfig& train = spec_.train();
   const int microbatches = std::max(train.microbatches(), 1);
   StepMetrics metrics;
-  PT_ASSIGN_OR_RETURN(const std::vector<Batch> batches,
+  PT_ASSIGN_OR_RETURN(std::vector<Batch> batches,
                       DrawStepBatches(spec_, *data_, step_, microbatches, &metrics));
+  const Device device = model_->params().device();
+  if (device != Device::kCpu) {
+    // Token ids and labels go to the device; lengths stay on the host, where
+    // the attention masks are validated.
+    for (Batch& batch : batches) {
+      for (Tensor* t : {&batch.src_ids, &batch.tgt_in, &batch.labels}) {
+        if (!t->defined()) continue;
+        PT_ASSIGN_OR_RETURN(*t, CopyToDevice(*t, device));
+      }
+    }
+  }
   // Every micro-batch's gradient is scaled by the whole step's token count,
   // so the accumulated gradient is the mean over the step's tokens.
   const double grad_scale = 1.0 / static_cast<double>(std::max<int64_t>(metrics.target_tokens, 1));

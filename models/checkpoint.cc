@@ -107,8 +107,10 @@ absl::Status WriteGroupFile(const std::string& dir, const std::string& group,
   for (const NamedBlock* block : blocks) {
     const Tensor* tensors[] = {&block->param, &block->adam_m, &block->adam_v};
     for (int r = 0; r < 3; ++r) {
-      const Tensor& t = *tensors[r];
-      if (!t.defined()) continue;
+      if (!tensors[r]->defined()) continue;
+      // A GPU model's tensors are written from a host copy.
+      const Tensor t = tensors[r]->device() == Device::kCpu ? *tensors[r]
+                                                           : tensors[r]->CopyTo(Device::kCpu);
       const int64_t pad =
           (kAlignment - static_cast<int64_t>(writer.size()) % kAlignment) % kAlignment;
       PT_RETURN_IF_ERROR(writer.AppendZeros(static_cast<size_t>(pad)));

@@ -18,6 +18,7 @@
 #include "core/io/crc32c.h"
 #include "core/status_macros.h"
 #include "google/protobuf/text_format.h"
+#include "core/device.h"
 #include "models/checkpoint.h"
 #include "models/checkpoint_layout.h"
 
@@ -300,7 +301,14 @@ absl::Status LoadParameterStore(const CheckpointReader& reader, ParameterStore* 
   for (const ParameterInfo& info : store->infos()) {
     for (size_t r = 0; r < roles.size(); ++r) {
       Tensor view = flats[r]->Reshape({flats[r]->numel()}).View(info.offset, info.shape);
-      PT_RETURN_IF_ERROR(reader.Read(info.name, roles[r], &view));
+      if (view.device() == Device::kCpu) {
+        PT_RETURN_IF_ERROR(reader.Read(info.name, roles[r], &view));
+      } else {
+        // A GPU model reads into a host tensor, then copies into its storage.
+        Tensor host = Tensor::Empty(view.shape(), view.dtype());
+        PT_RETURN_IF_ERROR(reader.Read(info.name, roles[r], &host));
+        PT_RETURN_IF_ERROR(CopyTensor(host, view));
+      }
     }
   }
   return absl::OkStatus();

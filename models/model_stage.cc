@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/config/spec_loader.h"
+#include "core/device.h"
 #include "core/ops/dropout.h"
 #include "core/ops/elementwise.h"
 #include "core/ops/embedding.h"
@@ -25,15 +26,27 @@ Tensor Rows(const Tensor& t) { return t.Reshape({t.numel() / t.dim(-1), t.dim(-1
 
 }  // namespace
 
-ModelStage::ModelStage(const ModelSpec& spec, DType dtype, int first, int last)
-    : spec_(spec), store_(std::make_unique<ParameterStore>(dtype)), first_(first), last_(last) {}
+ModelStage::ModelStage(const ModelSpec& spec, DType dtype, int first, int last, Device device)
+    : spec_(spec),
+      store_(std::make_unique<ParameterStore>(dtype, device)),
+      first_(first),
+      last_(last) {}
 
 absl::StatusOr<std::unique_ptr<ModelStage>> ModelStage::Create(const ModelSpec& spec, DType dtype,
                                                                uint64_t seed, int first_layer,
-                                                               int last_layer) {
+                                                               int last_layer, Device device) {
   if (dtype != DType::kF32 && dtype != DType::kF64) {
     return absl::InvalidArgumentError(
         absl::StrCat("the CPU model computes in f32 or f64, not ", DTypeName(dtype)));
+  }
+  if (device == Device::kCuda) {
+    if (dtype != DType::kF32) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the GPU model computes in f32 for now (bf16 compute copies are not wired), not ",
+          DTypeName(dtype)));
+    }
+    // Fail here, with the reason, rather than at the first device tensor.
+    PT_RETURN_IF_ERROR(CurrentCudaDevice().status());
   }
   const int total = spec.encoder_layers() + spec.decoder_layers();
   if (first_layer < 0 || first_layer >= last_layer || last_layer > total) {
@@ -41,7 +54,7 @@ absl::StatusOr<std::unique_ptr<ModelStage>> ModelStage::Create(const ModelSpec& 
                                                    last_layer, ") is not inside [0, ", total,
                                                    ") or is empty"));
   }
-  std::unique_ptr<ModelStage> stage(new ModelStage(spec, dtype, first_layer, last_layer));
+  std::unique_ptr<ModelStage> stage(new ModelStage(spec, dtype, first_layer, last_layer, device));
   PT_RETURN_IF_ERROR(stage->Build());
   stage->store_->Finalize();
   stage->store_->Initialize(seed);
@@ -66,9 +79,11 @@ absl::Status ModelStage::Build() {
   if (src_embed_ || tgt_embed_ || (has_head_ && tied)) {
     embedding_ = store.Add("embed.weight", {vocab, d}, {InitKind::kNormal, 1.0 / embed_scale_});
     const Shape shape{vocab, d};
-    if (src_embed_) embedding_partials_[kSourceUse] = Tensor::Zeros(shape, store.dtype());
-    if (tgt_embed_) embedding_partials_[kTargetUse] = Tensor::Zeros(shape, store.dtype());
-    if (has_head_ && tied) embedding_partials_[kOutputUse] = Tensor::Zeros(shape, store.dtype());
+    const DType dt = store.dtype();
+    const Device dev = store.device();
+    if (src_embed_) embedding_partials_[kSourceUse] = Tensor::Zeros(shape, dt, dev);
+    if (tgt_embed_) embedding_partials_[kTargetUse] = Tensor::Zeros(shape, dt, dev);
+    if (has_head_ && tied) embedding_partials_[kOutputUse] = Tensor::Zeros(shape, dt, dev);
   }
   for (int g = first_; g < last_; ++g) {
     const bool decoder = g >= n_enc;
@@ -138,7 +153,7 @@ StageBoundary ModelStage::ShapesAt(int layer, const Batch& batch) const {
   if (layer == 0 || layer >= n_enc + spec_.decoder_layers()) return shapes;
   const int64_t d = spec_.d_model();
   auto like = [&](const Tensor& ids) {
-    return Tensor::Empty({ids.dim(0), ids.dim(1), d}, store_->dtype());
+    return Tensor::Empty({ids.dim(0), ids.dim(1), d}, store_->dtype(), store_->device());
   };
   if (layer < n_enc) {
     shapes.hidden = like(batch.src_ids);

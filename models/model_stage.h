@@ -67,9 +67,12 @@ class ModelStage {
  public:
   // The spec must be validated with defaults applied. Parameters are allocated
   // and initialised from `seed` (by name, so any slicing gives the same values).
+  // `device` kCuda keeps parameters, gradients and activations on the GPU
+  // (f32 only, for now).
   static absl::StatusOr<std::unique_ptr<ModelStage>> Create(const ModelSpec& spec, DType dtype,
                                                             uint64_t seed, int first_layer,
-                                                            int last_layer);
+                                                            int last_layer,
+                                                            Device device = Device::kCpu);
 
   // Forward of one micro-batch. `input` is what the previous stage sent (ignored
   // by a stage holding layer 0). A stage with the head returns an empty boundary
@@ -122,7 +125,7 @@ class ModelStage {
   StageBoundary OutputShapes(const Batch& batch) const { return ShapesAt(last_, batch); }
 
  private:
-  ModelStage(const ModelSpec& spec, DType dtype, int first, int last);
+  ModelStage(const ModelSpec& spec, DType dtype, int first, int last, Device device);
   absl::Status Build();
   // Forward of global layer `layer` of this stage.
   absl::StatusOr<Tensor> LayerForward(const StepContext& ctx, const Batch& batch, int layer,

@@ -6,10 +6,11 @@ namespace pipetrain {
 
 absl::StatusOr<std::unique_ptr<TransformerModel>> TransformerModel::Create(const ModelSpec& spec,
                                                                            DType dtype,
-                                                                           uint64_t seed) {
-  PT_ASSIGN_OR_RETURN(
-      std::unique_ptr<ModelStage> stage,
-      ModelStage::Create(spec, dtype, seed, 0, spec.encoder_layers() + spec.decoder_layers()));
+                                                                           uint64_t seed,
+                                                                           Device device) {
+  PT_ASSIGN_OR_RETURN(std::unique_ptr<ModelStage> stage,
+                      ModelStage::Create(spec, dtype, seed, 0,
+                                         spec.encoder_layers() + spec.decoder_layers(), device));
   return std::unique_ptr<TransformerModel>(new TransformerModel(std::move(stage)));
 }
 

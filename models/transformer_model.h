@@ -19,8 +19,10 @@ class TransformerModel {
  public:
   // Builds the layers and registers, allocates and initialises the parameters
   // (keyed by `seed`). The spec must be validated and have defaults applied.
+  // With `device` kCuda the whole model lives on the GPU (f32 only, for now).
   static absl::StatusOr<std::unique_ptr<TransformerModel>> Create(const ModelSpec& spec,
-                                                                  DType dtype, uint64_t seed);
+                                                                  DType dtype, uint64_t seed,
+                                                                  Device device = Device::kCpu);
 
   // Forward pass of one micro-batch; returns its loss sums.
   absl::StatusOr<ops::CrossEntropyStats> Forward(const StepContext& ctx, const Batch& batch,

@@ -65,6 +65,7 @@ void ApplyDefaults(RunSpec* spec) {
   if (t.microbatches() == 0) t.set_microbatches(1);
   if (t.log_interval() == 0) t.set_log_interval(1);
   if (t.dtype().empty()) t.set_dtype("f32");
+  if (t.device().empty()) t.set_device("cpu");
   if (t.data_parallel() == 0) t.set_data_parallel(1);
   if (t.output_dir().empty()) {
     t.set_output_dir(absl::StrCat("runs/", m.name().empty() ? "unnamed" : m.name()));

@@ -476,6 +476,16 @@ void CheckTrain(const TrainConfig& t, const ModelSpec& m, bool has_train, Proble
   if (t.dtype() != "f32" && t.dtype() != "f64") {
     p.Add("train.dtype=\"", t.dtype(), "\" is not \"f32\" or \"f64\"");
   }
+  if (!t.device().empty() && t.device() != "cpu" && t.device() != "cuda") {
+    p.Add("train.device=\"", t.device(), "\" is not \"cpu\" or \"cuda\"");
+  }
+  if (t.device() == "cuda" && (t.pipeline().stages() > 1 || t.data_parallel() > 1)) {
+    p.Add("train.device=\"cuda\" runs one process for now; pipeline and data-parallel runs on "
+          "GPUs (NCCL) are not wired into the trainer yet");
+  }
+  if (t.device() == "cuda" && t.dtype() != "f32") {
+    p.Add("train.device=\"cuda\" computes in f32 (bf16 is not wired yet); set train.dtype=\"f32\"");
+  }
   if (t.keep_checkpoints() < 1) {
     p.Add("train.keep_checkpoints=", t.keep_checkpoints(), " must be >= 1 (3 when unset)");
   }
