@@ -104,6 +104,33 @@ absl::Status Matmul(bool trans_a, const Operand& a, bool trans_b, const Operand&
       cublasLtMatmulPreferenceSetAttribute(pref.get(), CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
                                            &workspace, sizeof(workspace)),
       "cublasLtMatmulPreferenceSetAttribute(MAX_WORKSPACE_BYTES)");
+  // The heuristic assumes 256-byte aligned operands unless told otherwise;
+  // views into flat parameter buffers (ParameterStore) may be aligned to as
+  // little as an element, and an algorithm chosen for 256 bytes then fails.
+  const auto alignment = [](const void* ptr) -> uint32_t {
+    const uintptr_t address = reinterpret_cast<uintptr_t>(ptr);
+    uint32_t bytes = 256;
+    while (bytes > 1 && address % bytes != 0) bytes >>= 1;
+    return bytes;
+  };
+  const uint32_t align_a = alignment(a.data), align_b = alignment(b.data);
+  const uint32_t align_d = alignment(d_data);
+  PT_BLAS_RETURN_IF_ERROR(
+      cublasLtMatmulPreferenceSetAttribute(pref.get(), CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES,
+                                           &align_a, sizeof(align_a)),
+      "cublasLtMatmulPreferenceSetAttribute(MIN_ALIGNMENT_A_BYTES)");
+  PT_BLAS_RETURN_IF_ERROR(
+      cublasLtMatmulPreferenceSetAttribute(pref.get(), CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+                                           &align_b, sizeof(align_b)),
+      "cublasLtMatmulPreferenceSetAttribute(MIN_ALIGNMENT_B_BYTES)");
+  PT_BLAS_RETURN_IF_ERROR(
+      cublasLtMatmulPreferenceSetAttribute(pref.get(), CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES,
+                                           &align_d, sizeof(align_d)),
+      "cublasLtMatmulPreferenceSetAttribute(MIN_ALIGNMENT_C_BYTES)");
+  PT_BLAS_RETURN_IF_ERROR(
+      cublasLtMatmulPreferenceSetAttribute(pref.get(), CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES,
+                                           &align_d, sizeof(align_d)),
+      "cublasLtMatmulPreferenceSetAttribute(MIN_ALIGNMENT_D_BYTES)");
   // Prefer split-K partial sums in the compute type (f32): the in-place and
   // output-type schemes round them to bf16 for bf16 outputs. Should that
   // filter leave nothing, any scheme beats failing.
