@@ -10,6 +10,7 @@
 #include <cmath>
 #include <tuple>
 
+#include "core/device.h"
 #include "core/ops/linear.h"
 #include "gtest/gtest.h"
 #include "tests/testing/gpu.h"
@@ -102,6 +103,37 @@ INSTANTIATE_TEST_SUITE_P(
                                          std::make_tuple(Shape{130, 64}, int64_t{96}),
                                          std::make_tuple(Shape{8192, 1024}, int64_t{4096})),
                        ::testing::Values(DType::kF32, DType::kBF16)));
+
+// Parameters are views into one flat buffer (ParameterStore), so operands
+// can start at any element: here x, w, b and dw all start one element in.
+TEST(CudaLinear, OperandsViewedAtOddOffsetsMatchCpu) {
+  PT_REQUIRE_GPU();
+  const int64_t rows = 37, in = 48, out = 24;
+  const Tensor x = Rounded(RandomTensor({rows, in}, 11), DType::kF32);
+  const Tensor w = Rounded(RandomTensor({out, in}, 12), DType::kF32);
+  const Tensor b = Rounded(RandomTensor({out}, 13), DType::kF32);
+  const Tensor dy = Rounded(RandomTensor({rows, out}, 14), DType::kF32);
+  // A device copy of `t` that starts one f32 element into its storage.
+  auto odd = [](const Tensor& t) {
+    Tensor flat = Tensor::Zeros({t.numel() + 1}, DType::kF32, Device::kCuda);
+    Tensor view = flat.View(1, t.shape());
+    EXPECT_TRUE(CopyTensor(t.To(DType::kF32).CopyTo(Device::kCuda), view).ok());
+    return view;
+  };
+  const Tensor xg = odd(x), wg = odd(w), bg = odd(b), dyg = odd(dy);
+  absl::StatusOr<Tensor> y = LinearForward(xg, wg, &bg);
+  ASSERT_TRUE(y.ok()) << y.status();
+  EXPECT_TRUE(AllClose(*y, *LinearForward(x, w, &b), 1e-4, AbsTol(DType::kF32, in)));
+  absl::StatusOr<Tensor> dx = LinearBackwardInput(dyg, wg);
+  ASSERT_TRUE(dx.ok()) << dx.status();
+  EXPECT_TRUE(AllClose(*dx, *LinearBackwardInput(dy, w), 1e-4, AbsTol(DType::kF32, out)));
+  Tensor dw_cpu = Tensor::Zeros({out, in}, DType::kF64);
+  ASSERT_TRUE(LinearBackwardWeight(x, dy, dw_cpu, nullptr).ok());
+  Tensor dw = odd(Tensor::Zeros({out, in}, DType::kF64));
+  absl::Status st = LinearBackwardWeight(xg, dyg, dw, nullptr);
+  ASSERT_TRUE(st.ok()) << st;
+  EXPECT_TRUE(AllClose(dw, dw_cpu, 1e-4, AbsTol(DType::kF32, rows)));
+}
 
 TEST(CudaLinear, NoRowsGiveEmptyResultsAndLeaveGradientsAlone) {
   PT_REQUIRE_GPU();

@@ -188,6 +188,18 @@ __global__ void BiasSumChunksKernel(const float* partial, int64_t chunks, int64_
   db[j] += acc;
 }
 
+// y[r, j] += b[j] for a row-major y [rows, out]: the bias when the BIAS
+// epilogue cannot take it (cuBLASLt's epilogue needs a 16-byte aligned bias,
+// and a bias viewed out of a flat parameter buffer may not be).
+template <typename T>
+__global__ void AddBiasKernel(const T* b, int64_t rows, int64_t out, T* y) {
+  const int64_t n = rows * out;
+  for (int64_t i = int64_t{blockIdx.x} * blockDim.x + threadIdx.x; i < n;
+       i += int64_t{gridDim.x} * blockDim.x) {
+    y[i] = ::pipetrain::cuda::FromFloat<T>(ToFloat(y[i]) + ToFloat(b[i % out]));
+  }
+}
+
 Shape WithLastDim(const Shape& shape, int64_t last) {
   Shape s = shape;
   s.back() = last;
@@ -201,10 +213,25 @@ absl::StatusOr<Tensor> LinearForward(const Tensor& x, const Tensor& w, const Ten
   Tensor y = Tensor::Empty(WithLastDim(x.shape(), out), x.dtype(), Device::kCuda);
   if (rows == 0) return y;
   const cudaDataType_t type = BlasType(x.dtype());
+  const bool fuse_bias =
+      b != nullptr && reinterpret_cast<uintptr_t>(b->raw_data()) % 16 == 0;
   PT_RETURN_IF_ERROR(Matmul(/*trans_a=*/true, Operand{w.raw_data(), type, in, out},
                             /*trans_b=*/false, Operand{x.raw_data(), type, in, rows},
                             /*beta=*/0.f, y.raw_data(), type, out, rows,
-                            b != nullptr ? b->raw_data() : nullptr));
+                            fuse_bias ? b->raw_data() : nullptr));
+  if (b != nullptr && !fuse_bias) {
+    const unsigned grid = ::pipetrain::cuda::GridFor(rows * out, 256);
+    if (x.dtype() == DType::kBF16) {
+      AddBiasKernel<<<grid, 256, 0, ComputeStream()>>>(
+          static_cast<const __nv_bfloat16*>(b->raw_data()), rows, out,
+          static_cast<__nv_bfloat16*>(y.raw_data()));
+    } else {
+      AddBiasKernel<<<grid, 256, 0, ComputeStream()>>>(static_cast<const float*>(b->raw_data()),
+                                                       rows, out,
+                                                       static_cast<float*>(y.raw_data()));
+    }
+    PT_RETURN_IF_ERROR(::pipetrain::cuda::CheckLaunch("AddBiasKernel"));
+  }
   return y;
 }
 
