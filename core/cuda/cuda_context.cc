@@ -77,6 +77,14 @@ absl::StatusOr<Context*> GetContext() {
     if (g_init_status.ok()) g_context = std::move(ctx);
   }
   if (!g_init_status.ok()) return g_init_status;
+  // The current device is per host thread: a thread other than the creator
+  // (an executor or communication thread) would otherwise launch on device 0
+  // with streams and memory of another device.
+  thread_local bool device_set = false;
+  if (!device_set) {
+    PT_CUDA_RETURN_IF_ERROR(cudaSetDevice(g_context->device), "cudaSetDevice (this thread)");
+    device_set = true;
+  }
   return g_context.get();
 }
 
