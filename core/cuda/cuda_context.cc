@@ -80,10 +80,15 @@ absl::StatusOr<Context*> GetContext() {
   // The current device is per host thread: a thread other than the creator
   // (an executor or communication thread) would otherwise launch on device 0
   // with streams and memory of another device.
+  // Not fatal here: Free (tensor destructors, even at exit) comes through this
+  // path too; a launch on a wrong device reports its own error.
   thread_local bool device_set = false;
   if (!device_set) {
-    PT_CUDA_RETURN_IF_ERROR(cudaSetDevice(g_context->device), "cudaSetDevice (this thread)");
-    device_set = true;
+    if (cudaSetDevice(g_context->device) == cudaSuccess) {
+      device_set = true;
+    } else {
+      (void)cudaGetLastError();
+    }
   }
   return g_context.get();
 }
