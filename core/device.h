@@ -29,6 +29,10 @@ absl::StatusOr<Tensor> CopyToDevice(const Tensor& t, Device device);
 // dst ← src; same shape and dtype, any pair of devices.
 absl::Status CopyTensor(const Tensor& src, Tensor& dst);
 
+// dst ← src converted to dst's dtype (f32, f64, bf16, i32); same shape, both
+// on the same device. Writes into dst's storage, so views of it see the values.
+absl::Status ConvertInto(const Tensor& src, Tensor& dst);
+
 // Waits for every queued kernel and copy; returns the first asynchronous
 // error a kernel raised (with the name of the device).
 absl::Status SynchronizeDevice();

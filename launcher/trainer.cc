@@ -19,7 +19,8 @@ Trainer::Trainer(const RunSpec& spec, std::unique_ptr<TransformerModel> model,
 }
 
 absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const RunSpec& spec) {
-  const DType dtype = spec.train().dtype() == "f64" ? DType::kF64 : DType::kF32;
+  const std::string& name = spec.train().dtype();
+  const DType dtype = name == "f64" ? DType::kF64 : name == "bf16" ? DType::kBF16 : DType::kF32;
   const Device device = spec.train().device() == "cuda" ? Device::kCuda : Device::kCpu;
   PT_ASSIGN_OR_RETURN(std::unique_ptr<TransformerModel> model,
                       TransformerModel::Create(spec.model(), dtype, spec.train().seed(), device));
@@ -38,6 +39,7 @@ absl::StatusOr<std::string> Trainer::SaveCheckpoint(const std::string& run_dir) 
 
 absl::Status Trainer::RestoreCheckpoint(const CheckpointReader& reader) {
   PT_RETURN_IF_ERROR(LoadParameterStore(reader, &model_->params(), &adam_m_, &adam_v_));
+  model_->params().RefreshComputeCopy();
   step_ = reader.step();
   const std::string& cursor = reader.manifest().data_cursor();
   if (!cursor.empty()) PT_RETURN_IF_ERROR(data_->Seek(cursor));
@@ -86,6 +88,7 @@ absl::StatusOr<StepMetrics> Trainer::Step() {
   metrics.step = ++step_;
   PT_ASSIGN_OR_RETURN(metrics.grad_norm, ApplyUpdate(train, step_, squares, store.flat_params(),
                                                      store.flat_grads(), adam_m_, adam_v_));
+  store.RefreshComputeCopy();  // the bf16 weights the next step computes with
   metrics.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   PT_RETURN_IF_ERROR(FinishMetrics(train, loss_sum, nll_sum, &metrics));
   return metrics;

@@ -179,8 +179,10 @@ absl::StatusOr<ValidationResult> Validator::Run(const Tensor& flat_params, int64
   Tensor& mine = model_->params().flat_params();
   PT_CHECK_ARG(flat_params.numel() == mine.numel(), "validation: got ", flat_params.numel(),
                " parameters, the model has ", mine.numel());
-  // Decoding runs in f32 whatever precision trained.
-  const Tensor f32 = flat_params.dtype() == DType::kF32 ? flat_params : flat_params.To(DType::kF32);
+  // Decoding runs in f32 on the CPU whatever precision or device trained.
+  const Tensor host =
+      flat_params.device() == Device::kCpu ? flat_params : flat_params.CopyTo(Device::kCpu);
+  const Tensor f32 = host.dtype() == DType::kF32 ? host : host.To(DType::kF32);
   std::copy_n(f32.data<float>(), mine.numel(), mine.data<float>());
   // One translator for the whole run; later validations only copy weights.
   if (translator_ == nullptr) {

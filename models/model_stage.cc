@@ -28,22 +28,23 @@ Tensor Rows(const Tensor& t) { return t.Reshape({t.numel() / t.dim(-1), t.dim(-1
 
 ModelStage::ModelStage(const ModelSpec& spec, DType dtype, int first, int last, Device device)
     : spec_(spec),
-      store_(std::make_unique<ParameterStore>(dtype, device)),
+      // bf16 computes from a copy of f32 master weights (DESIGN.md decision 3).
+      store_(std::make_unique<ParameterStore>(dtype == DType::kBF16 ? DType::kF32 : dtype, device,
+                                              dtype)),
       first_(first),
       last_(last) {}
 
 absl::StatusOr<std::unique_ptr<ModelStage>> ModelStage::Create(const ModelSpec& spec, DType dtype,
                                                                uint64_t seed, int first_layer,
                                                                int last_layer, Device device) {
-  if (dtype != DType::kF32 && dtype != DType::kF64) {
+  if (device == Device::kCpu && dtype != DType::kF32 && dtype != DType::kF64) {
     return absl::InvalidArgumentError(
         absl::StrCat("the CPU model computes in f32 or f64, not ", DTypeName(dtype)));
   }
   if (device == Device::kCuda) {
-    if (dtype != DType::kF32) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "the GPU model computes in f32 for now (bf16 compute copies are not wired), not ",
-          DTypeName(dtype)));
+    if (dtype != DType::kF32 && dtype != DType::kBF16) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("the GPU model computes in bf16 or f32, not ", DTypeName(dtype)));
     }
     // Fail here, with the reason, rather than at the first device tensor.
     PT_RETURN_IF_ERROR(CurrentCudaDevice().status());
@@ -153,7 +154,7 @@ StageBoundary ModelStage::ShapesAt(int layer, const Batch& batch) const {
   if (layer == 0 || layer >= n_enc + spec_.decoder_layers()) return shapes;
   const int64_t d = spec_.d_model();
   auto like = [&](const Tensor& ids) {
-    return Tensor::Empty({ids.dim(0), ids.dim(1), d}, store_->dtype(), store_->device());
+    return Tensor::Empty({ids.dim(0), ids.dim(1), d}, store_->compute_dtype(), store_->device());
   };
   if (layer < n_enc) {
     shapes.hidden = like(batch.src_ids);

@@ -39,11 +39,12 @@ ParamId ParameterStore::Add(std::string name, Shape shape, InitRule init) {
 void ParameterStore::Finalize() {
   params_ = Tensor::Zeros({total_}, dtype_, device_);
   grads_ = Tensor::Zeros({total_}, dtype_, device_);
+  if (compute_dtype_ != dtype_) compute_ = Tensor::Zeros({total_}, compute_dtype_, device_);
 }
 
 Tensor ParameterStore::param(ParamId id) const {
   const ParameterInfo& info = infos_[id];
-  return params_.View(info.offset, info.shape);
+  return (compute_.defined() ? compute_ : params_).View(info.offset, info.shape);
 }
 
 Tensor ParameterStore::grad(ParamId id) const {
@@ -96,6 +97,17 @@ void ParameterStore::Initialize(uint64_t seed) {
       std::fprintf(stderr, "pipetrain: initialising parameters: %s\n", copied.ToString().c_str());
       std::abort();
     }
+  }
+  RefreshComputeCopy();
+}
+
+void ParameterStore::RefreshComputeCopy() {
+  if (!compute_.defined()) return;
+  const absl::Status converted = ConvertInto(params_, compute_);
+  if (!converted.ok()) {
+    std::fprintf(stderr, "pipetrain: refreshing the %s parameter copy: %s\n",
+                 DTypeName(compute_dtype_), converted.ToString().c_str());
+    std::abort();
   }
 }
 

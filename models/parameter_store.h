@@ -39,10 +39,14 @@ using ParamId = int;
 
 class ParameterStore {
  public:
-  // Parameters and gradients live on `device`; on the GPU the dtype is f32
-  // (the master weights; bf16 compute copies are still owed).
+  // Parameters (the master weights) and gradients live on `device` in `dtype`.
+  // A `compute_dtype` other than `dtype` (bf16 on the GPU) adds a copy of the
+  // parameters in that dtype: param() returns views of it, and
+  // RefreshComputeCopy() rounds the masters into it after every update.
   explicit ParameterStore(DType dtype, Device device = Device::kCpu)
-      : dtype_(dtype), device_(device) {}
+      : ParameterStore(dtype, device, dtype) {}
+  ParameterStore(DType dtype, Device device, DType compute_dtype)
+      : dtype_(dtype), compute_dtype_(compute_dtype), device_(device) {}
   ParameterStore(const ParameterStore&) = delete;
   ParameterStore& operator=(const ParameterStore&) = delete;
 
@@ -55,6 +59,8 @@ class ParameterStore {
   // Fills every parameter by its init rule, keyed by (seed, name).
   void Initialize(uint64_t seed);
 
+  // A view of parameter `id` as the layers compute with it (the compute copy
+  // when there is one, else the master weights).
   Tensor param(ParamId id) const;
   Tensor grad(ParamId id) const;
   Tensor& flat_params() { return params_; }
@@ -63,17 +69,22 @@ class ParameterStore {
   void ZeroGrads() { grads_.Zero(); }
 
   DType dtype() const { return dtype_; }
+  DType compute_dtype() const { return compute_dtype_; }
+  // Copies the master weights into the compute copy (no-op without one).
+  void RefreshComputeCopy();
   Device device() const { return device_; }
   int64_t total_elements() const { return total_; }
   const std::vector<ParameterInfo>& infos() const { return infos_; }
 
  private:
   DType dtype_;
+  DType compute_dtype_;
   Device device_;
   std::vector<ParameterInfo> infos_;
   int64_t total_ = 0;
   Tensor params_;
   Tensor grads_;
+  Tensor compute_;  // params_ in compute_dtype_, when it differs from dtype_
 };
 
 // Stable 64-bit hash (FNV-1a) of a byte range; used for parameter init keys

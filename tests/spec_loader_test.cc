@@ -299,8 +299,10 @@ TEST(SpecValidateTest, TrainRanges) {
               HasSubstr("train.warmup_steps=-5 must be >= 0"));
   EXPECT_THAT(Message(Check("  steps: 10", "  steps: 10\n  min_lr: 0.01")),
               HasSubstr("train.min_lr=0.01 must be in [0, train.lr=0.001]"));
+  EXPECT_THAT(Message(Check("  steps: 10", "  steps: 10\n  dtype: \"fp16\"")),
+              HasSubstr("train.dtype=\"fp16\" is not \"f32\", \"f64\" or \"bf16\""));
   EXPECT_THAT(Message(Check("  steps: 10", "  steps: 10\n  dtype: \"bf16\"")),
-              HasSubstr("train.dtype=\"bf16\" is not \"f32\" or \"f64\""));
+              HasSubstr("train.dtype=\"bf16\" needs train.device=\"cuda\""));
   EXPECT_THAT(Message(Check("  steps: 10", "  steps: 10\n  eval_interval: -1")),
               HasSubstr("train.eval_interval=-1 must be >= 0"));
 }

@@ -473,8 +473,11 @@ void CheckTrain(const TrainConfig& t, const ModelSpec& m, bool has_train, Proble
           " is shorter than train.synthetic.max_length=", s.max_length(),
           " + 2 (<s> and </s>); raise max_positions or lower max_length");
   }
-  if (t.dtype() != "f32" && t.dtype() != "f64") {
-    p.Add("train.dtype=\"", t.dtype(), "\" is not \"f32\" or \"f64\"");
+  if (t.dtype() != "f32" && t.dtype() != "f64" && t.dtype() != "bf16") {
+    p.Add("train.dtype=\"", t.dtype(), "\" is not \"f32\", \"f64\" or \"bf16\"");
+  }
+  if (t.dtype() == "bf16" && t.device() != "cuda") {
+    p.Add("train.dtype=\"bf16\" needs train.device=\"cuda\" (the CPU computes in f32 or f64)");
   }
   if (!t.device().empty() && t.device() != "cpu" && t.device() != "cuda") {
     p.Add("train.device=\"", t.device(), "\" is not \"cpu\" or \"cuda\"");
@@ -483,8 +486,8 @@ void CheckTrain(const TrainConfig& t, const ModelSpec& m, bool has_train, Proble
     p.Add("train.device=\"cuda\" runs one process for now; pipeline and data-parallel runs on "
           "GPUs (NCCL) are not wired into the trainer yet");
   }
-  if (t.device() == "cuda" && t.dtype() != "f32") {
-    p.Add("train.device=\"cuda\" computes in f32 (bf16 is not wired yet); set train.dtype=\"f32\"");
+  if (t.device() == "cuda" && t.dtype() == "f64") {
+    p.Add("train.device=\"cuda\" computes in bf16 or f32, not f64; set train.dtype=\"bf16\" or \"f32\"");
   }
   if (t.keep_checkpoints() < 1) {
     p.Add("train.keep_checkpoints=", t.keep_checkpoints(), " must be >= 1 (3 when unset)");

@@ -197,6 +197,21 @@ absl::Status CopyTensor(const Tensor& src, Tensor& dst) {
   return absl::OkStatus();
 }
 
+absl::Status ConvertInto(const Tensor& src, Tensor& dst) {
+  if (src.shape() != dst.shape() || src.device() != dst.device()) {
+    return absl::InvalidArgumentError(absl::StrCat("ConvertInto: source ", src.DebugString(),
+                                                   " and destination ", dst.DebugString(),
+                                                   " differ in shape or device"));
+  }
+  if (src.device() == Device::kCpu) {
+    const Tensor converted = src.To(dst.dtype());
+    if (converted.nbytes() > 0) std::memcpy(dst.raw_data(), converted.raw_data(), converted.nbytes());
+    return absl::OkStatus();
+  }
+  device_storage::Convert(src.raw_data(), src.dtype(), dst.raw_data(), dst.dtype(), src.numel());
+  return absl::OkStatus();
+}
+
 absl::Status SynchronizeDevice() {
   absl::StatusOr<cuda::Context*> ctx = cuda::GetContext();
   if (!ctx.ok()) return ctx.status();

@@ -52,6 +52,16 @@ absl::Status CopyTensor(const Tensor& src, Tensor& dst) {
   return absl::OkStatus();
 }
 
+absl::Status ConvertInto(const Tensor& src, Tensor& dst) {
+  if (src.shape() != dst.shape() || src.device() != Device::kCpu ||
+      dst.device() != Device::kCpu) {
+    return absl::InvalidArgumentError("ConvertInto: tensors differ in shape or are not on the CPU");
+  }
+  const Tensor converted = src.To(dst.dtype());
+  if (converted.nbytes() > 0) std::memcpy(dst.raw_data(), converted.raw_data(), converted.nbytes());
+  return absl::OkStatus();
+}
+
 absl::Status SynchronizeDevice() { return absl::OkStatus(); }
 AllocatorStats DeviceMemoryStats() { return {}; }
 void ResetDevicePeakMemory() {}
