@@ -390,7 +390,7 @@ absl::Status RunTrainCommand(const std::vector<std::string>& overrides_in) {
       [&] { return trainer->step(); },
       [&]() -> absl::StatusOr<std::string> { return trainer->ParamsDigest(); },
       [&](const std::function<void(const Tensor&)>& visit) {
-        visit(trainer->model().params().flat_params());
+        visit(trainer->model().params().PackedHostParams());
         return absl::OkStatus();
       },
       [&](const std::string& dir) { return trainer->SaveCheckpoint(dir).status(); },

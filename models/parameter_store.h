@@ -70,6 +70,9 @@ class ParameterStore {
 
   DType dtype() const { return dtype_; }
   DType compute_dtype() const { return compute_dtype_; }
+  // The master weights on the host in the CPU layout (parameters back to back,
+  // no alignment gaps): flat_params() itself for a CPU store.
+  Tensor PackedHostParams() const;
   // Copies the master weights into the compute copy (no-op without one).
   void RefreshComputeCopy();
   Device device() const { return device_; }

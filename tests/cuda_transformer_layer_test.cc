@@ -71,7 +71,16 @@ TEST_P(CudaLayerTest, MatchesCpuForwardAndBackward) {
   ParameterStore gpu_store(DType::kF32, Device::kCuda);
   TransformerLayer gpu_layer(gpu_store, "layer", config);
   gpu_store.Finalize();
-  ASSERT_TRUE(CopyTensor(f32_params, gpu_store.flat_params()).ok());
+  // Parameter by parameter: the GPU store aligns each parameter, so its
+  // offsets differ from the CPU store's.
+  ASSERT_EQ(gpu_store.infos().size(), cpu_store.infos().size());
+  for (size_t p = 0; p < cpu_store.infos().size(); ++p) {
+    const ParameterInfo& ci = cpu_store.infos()[p];
+    const ParameterInfo& gi = gpu_store.infos()[p];
+    ASSERT_EQ(ci.name, gi.name);
+    Tensor dst = gpu_store.flat_params().View(gi.offset, gi.shape);
+    ASSERT_TRUE(CopyTensor(f32_params.View(ci.offset, ci.shape), dst).ok());
+  }
 
   const int64_t b = 3, t = 17, s = 11, d = config.d_model;
   auto rounded = [](const Tensor& x) { return x.To(DType::kF32).To(DType::kF64); };
@@ -105,11 +114,13 @@ TEST_P(CudaLayerTest, MatchesCpuForwardAndBackward) {
   EXPECT_TRUE(AllClose(*dx_gpu, *dx_cpu, 1e-3, 1e-4));
   if (c.decoder) EXPECT_TRUE(AllClose(dmem_gpu, dmem_cpu, 1e-3, 1e-4));
   const Tensor grads_gpu = gpu_store.flat_grads().CopyTo(Device::kCpu);
-  for (const ParameterInfo& info : cpu_store.infos()) {
-    const Shape flat{NumElements(info.shape)};
-    EXPECT_TRUE(AllClose(grads_gpu.View(info.offset, flat),
-                         cpu_store.flat_grads().View(info.offset, flat), 1e-3, 1e-3))
-        << info.name;
+  for (size_t p = 0; p < cpu_store.infos().size(); ++p) {
+    const ParameterInfo& ci = cpu_store.infos()[p];
+    const ParameterInfo& gi = gpu_store.infos()[p];
+    const Shape flat{NumElements(ci.shape)};
+    EXPECT_TRUE(AllClose(grads_gpu.View(gi.offset, flat), cpu_store.flat_grads().View(ci.offset, flat),
+                         1e-3, 1e-3))
+        << ci.name;
   }
 }
 
