@@ -1,4 +1,5 @@
-// CPU training benchmark: trains a spec's model on fixed-length synthetic
+// Training benchmark (CPU, or GPU with --set train.device=cuda; the name is
+// historical): trains a spec's model on fixed-length synthetic
 // batches with the one-process Trainer and prints ONE JSON line with
 // throughput, step time and peak memory, so runs can be compared over time
 // and with the PyTorch peer (bench/torch_peer.py, bench/run_cpu_bench.sh).
@@ -33,6 +34,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "core/config/spec_loader.h"
+#include "core/device.h"
 #include "core/data/collate.h"
 #include "core/data/synthetic_task.h"
 #include "core/optim/adamw.h"
@@ -291,7 +293,7 @@ absl::Status Run(const Options& o) {
       "\"label_smoothing\":%g,\"lr\":%g,\"lr_schedule\":\"%s\",\"warmup_steps\":%d,"
       "\"beta1\":%g,\"beta2\":%g,\"adam_eps\":%g,\"weight_decay\":%g,\"clip_norm\":%g,"
       "\"layer_norm_eps\":%g,\"dropout\":%s,\"blas\":%s,\"omp_wait_policy\":%s,"
-      "\"omp_threads_after\":%d%s}\n",
+      "\"omp_threads_after\":%d,\"device\":\"%s\",\"dtype\":\"%s\",\"peak_gpu_mib\":%.1f%s}\n",
       JsonString(o.spec_path), ModelKind_Name(model_spec.kind()),
       ResidualNorm_Name(model_spec.norm()), trainer->model().params().total_elements(),
       model_spec.encoder_layers(), model_spec.decoder_layers(), model_spec.d_model(),
@@ -302,7 +304,8 @@ absl::Status Run(const Options& o) {
       train.warmup_steps(), train.adamw().beta1(), train.adamw().beta2(), train.adamw().epsilon(),
       train.adamw().weight_decay(), train.clip_norm(), model_spec.layer_norm_eps(),
       o.keep_dropout ? "true" : "false", JsonString(blas), JsonString(wait_policy),
-      omp_threads_after, phases);
+      omp_threads_after, train.device(), train.dtype(),
+      DeviceMemoryStats().peak_allocated_bytes / 1048576.0, phases);
   std::fflush(stdout);
   return absl::OkStatus();
 }

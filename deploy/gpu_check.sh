@@ -5,6 +5,8 @@
 #   deploy/gpu_check.sh pack [BUILD_DIR]   # here, no GPU needed: bundle the GPU test
 #                                          # binaries (+ libraries the GPU machine lacks) into .gpu/
 #   deploy/gpu_check.sh run                # there: run them, logs and JSON results into $OUT (or ./gpu-out)
+#   GPU_CHECK_BENCH=1 deploy/gpu_check.sh run   # also the training benchmark beside PyTorch
+#                                          # (bench/run_gpu_bench.sh; torch --compile takes minutes)
 #
 # `run` executes every tests/cuda_*_test binary (each GPU op against the CPU op,
 # forward and backward, f32 and bf16) and the NCCL communicator test under
@@ -13,26 +15,37 @@
 set -uo pipefail
 mode=${1:-}
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-bundle="$root/.gpu"
+# `pack` fills $staging, then compresses it into .gpu/bundle.tar.xz (OpenBLAS
+# alone is 35 MiB; the tree and the carried folder travel within 64 MiB).
+staging="$root/.gpu-staging"
+bundle="$staging"
 
 case "$mode" in
   pack)
     build=${2:-$root/build}
     bins=$(ls "$build"/tests/cuda_*_test "$build"/tests/nccl_communicator_test \
-               "$build"/bench/gpu_layer_bench 2>/dev/null)
+               "$build"/bench/gpu_layer_bench "$build"/bench/cpu_train_bench 2>/dev/null)
     [ -n "$bins" ] || { echo "no GPU test binaries under $build/tests: build with CUDA first" >&2; exit 1; }
     rm -rf "$bundle"
     bundler=$(ls "$root"/../shared/tools/device-bundle /work/shared/tools/device-bundle 2>/dev/null | head -1)
     [ -n "$bundler" ] || { echo "device-bundle not found (../shared/tools)" >&2; exit 1; }
     # shellcheck disable=SC2086
     "$bundler" "$bundle" $bins
+    peer=$(ls "$root"/../shared/peers/torch_deepnorm.py /work/shared/peers/torch_deepnorm.py 2>/dev/null | head -1)
+    [ -n "$peer" ] && cp "$peer" "$bundle/" && cp "$root/bench/run_gpu_bench.sh" "$bundle/"
     grep -qx '/.gpu/' "$root/.git/info/exclude" 2>/dev/null || echo '/.gpu/' >> "$root/.git/info/exclude"
     echo "packed: $(ls "$bundle/bin" | tr '\n' ' ')"
+    mkdir -p "$root/.gpu"
+    tar -C "$staging" -cJf "$root/.gpu/bundle.tar.xz" .
+    grep -qx '/.gpu-staging/' "$root/.git/info/exclude" 2>/dev/null || echo '/.gpu-staging/' >> "$root/.git/info/exclude"
+    du -h "$root/.gpu/bundle.tar.xz"
     echo "now: run(command='bash deploy/gpu_check.sh run', carry=['.gpu'], timeout_s=480)"
     ;;
   run)
     out=${OUT:-$root/gpu-out}
     mkdir -p "$out"
+    bundle=/tmp/pipetrain-gpu-bundle
+    rm -rf "$bundle" && mkdir -p "$bundle" && tar -C "$bundle" -xJf "$root/.gpu/bundle.tar.xz"
     # shellcheck disable=SC1091
     source "$bundle/env.sh"
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | tee "$out/device.txt"
@@ -60,6 +73,12 @@ case "$mode" in
                   "--layers 100 --d 512 --ffn 2048 --heads 8" "--layers 100 --d 512 --ffn 2048 --heads 8 --decoder"; do
         # shellcheck disable=SC2086
         timeout 120 "$bundle/bin/gpu_layer_bench" $args --seq 128 --batch 64 2>&1 | tee -a "$out/bench.jsonl"
+      done
+    fi
+    # pipetrain's trainer (train.device=cuda, bf16) beside PyTorch eager and --compile.
+    if [ -x "$bundle/bin/cpu_train_bench" ] && [ -f "$bundle/torch_deepnorm.py" ] && [ "${GPU_CHECK_BENCH:-0}" = 1 ]; then
+      for shape in base deep-thin; do
+        timeout 300 bash "$bundle/run_gpu_bench.sh" "$bundle/bin" "$bundle/torch_deepnorm.py" --shape $shape 2>&1 | tail -1
       done
     fi
     exit $status
