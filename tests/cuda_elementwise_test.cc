@@ -140,12 +140,18 @@ TEST(CudaElementwise, ReluAtZeroAndGeluAtKnownPoints) {
   PT_REQUIRE_GPU();
   const Tensor x = Tensor::FromVector({-1.0, 0.0, 1.0}, {3}, DType::kF32).CopyTo(Device::kCuda);
   const Tensor dy = Tensor::FromVector({1.0, 1.0, 1.0}, {3}, DType::kF32).CopyTo(Device::kCuda);
-  const std::vector<double> relu_dx = ActivationBackward(ActivationKind::kRelu, x, dy)->ToVector();
-  EXPECT_EQ(relu_dx, (std::vector<double>{0.0, 0.0, 1.0}));
+  // Each result is checked before use: a failed op must fail this case, not
+  // abort the binary (and the cases after it) on a GPU machine's short lease.
+  absl::StatusOr<Tensor> relu_dx = ActivationBackward(ActivationKind::kRelu, x, dy);
+  ASSERT_TRUE(relu_dx.ok()) << relu_dx.status();
+  EXPECT_EQ(relu_dx->ToVector(), (std::vector<double>{0.0, 0.0, 1.0}));
   // GELU(1) = Φ(1) = 0.8413447; GELU'(0) = 0.5.
-  const std::vector<double> gelu = ActivationForward(ActivationKind::kGelu, x)->ToVector();
-  EXPECT_NEAR(gelu[2], 0.8413447460685429, 1e-6);
-  EXPECT_NEAR(ActivationBackward(ActivationKind::kGelu, x, dy)->ToVector()[1], 0.5, 1e-7);
+  absl::StatusOr<Tensor> gelu = ActivationForward(ActivationKind::kGelu, x);
+  ASSERT_TRUE(gelu.ok()) << gelu.status();
+  EXPECT_NEAR(gelu->ToVector()[2], 0.8413447460685429, 1e-6);
+  absl::StatusOr<Tensor> gelu_dx = ActivationBackward(ActivationKind::kGelu, x, dy);
+  ASSERT_TRUE(gelu_dx.ok()) << gelu_dx.status();
+  EXPECT_NEAR(gelu_dx->ToVector()[1], 0.5, 1e-7);
 }
 
 TEST(CudaElementwiseErrors, MixedDevicesAndWrongGradientDtypeAreRejected) {
