@@ -17,7 +17,9 @@ constexpr size_t kBlasWorkspaceBytes = size_t{32} << 20;
 
 std::mutex g_mu;
 int g_requested_device = -1;
-std::unique_ptr<Context> g_context;
+// Never destroyed: device tensors held by statics are freed after main returns,
+// and their storage must still find the allocator then.
+Context* g_context = nullptr;
 absl::Status g_init_status = absl::OkStatus();
 bool g_initialised = false;
 
@@ -74,7 +76,7 @@ absl::StatusOr<Context*> GetContext() {
     g_initialised = true;
     auto ctx = std::make_unique<Context>();
     g_init_status = Create(ctx.get());
-    if (g_init_status.ok()) g_context = std::move(ctx);
+    if (g_init_status.ok()) g_context = ctx.release();
   }
   if (!g_init_status.ok()) return g_init_status;
   // The current device is per host thread: a thread other than the creator
@@ -90,7 +92,7 @@ absl::StatusOr<Context*> GetContext() {
       (void)cudaGetLastError();
     }
   }
-  return g_context.get();
+  return g_context;
 }
 
 Context& ContextOrDie() {
