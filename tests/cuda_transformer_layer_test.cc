@@ -124,6 +124,64 @@ TEST_P(CudaLayerTest, MatchesCpuForwardAndBackward) {
   }
 }
 
+// The bf16 path the trainer uses: f32 masters, a bf16 compute copy, bf16
+// activations, f32 gradients. Every op must accept that mix (a dtype mismatch
+// is an error, caught here first) and the results stay within bf16 rounding.
+TEST_P(CudaLayerTest, Bf16ComputeCopyRunsAndStaysClose) {
+  PT_REQUIRE_GPU();
+  const LayerCase& c = GetParam();
+  const LayerConfig config = ConfigFor(c);
+  ParameterStore cpu_store(DType::kF64);
+  TransformerLayer cpu_layer(cpu_store, "layer", config);
+  cpu_store.Finalize();
+  cpu_store.Initialize(11);
+  ParameterStore gpu_store(DType::kF32, Device::kCuda, DType::kBF16);
+  TransformerLayer gpu_layer(gpu_store, "layer", config);
+  gpu_store.Finalize();
+  for (size_t p = 0; p < cpu_store.infos().size(); ++p) {
+    const ParameterInfo& ci = cpu_store.infos()[p];
+    const ParameterInfo& gi = gpu_store.infos()[p];
+    // The CPU computes with the bf16-rounded values the GPU computes with.
+    Tensor cpu_view = cpu_store.flat_params().View(ci.offset, ci.shape);
+    const Tensor rounded = cpu_view.To(DType::kBF16).To(DType::kF64);
+    ASSERT_TRUE(CopyTensor(rounded, cpu_view).ok());
+    Tensor dst = gpu_store.flat_params().View(gi.offset, gi.shape);
+    ASSERT_TRUE(CopyTensor(rounded.To(DType::kF32), dst).ok());
+  }
+  gpu_store.RefreshComputeCopy();
+
+  const int64_t b = 2, t = 9, s = 7, d = config.d_model;
+  auto rounded = [](const Tensor& x) { return x.To(DType::kBF16).To(DType::kF64); };
+  const Tensor x = rounded(RandomTensor({b, t, d}, 1));
+  const Tensor memory = c.decoder ? rounded(RandomTensor({b, s, d}, 2)) : Tensor();
+  const Tensor self_lengths = Tensor::FromInts({9, 4}, {b});
+  const Tensor memory_lengths = c.decoder ? Tensor::FromInts({7, 3}, {b}) : Tensor();
+  const Tensor w = rounded(RandomTensor({b, t, d}, 3));
+  const StepContext ctx{.seed = 9, .step = 5, .microbatch = 1, .training = true};
+  auto gpu = [](const Tensor& t) {
+    return t.defined() ? t.To(DType::kBF16).CopyTo(Device::kCuda) : Tensor();
+  };
+  LayerSaved cpu_saved, gpu_saved;
+  absl::StatusOr<Tensor> y_cpu =
+      cpu_layer.Forward(ctx, x, self_lengths, memory, memory_lengths, &cpu_saved);
+  ASSERT_TRUE(y_cpu.ok()) << y_cpu.status();
+  absl::StatusOr<Tensor> y_gpu =
+      gpu_layer.Forward(ctx, gpu(x), self_lengths, gpu(memory), memory_lengths, &gpu_saved);
+  ASSERT_TRUE(y_gpu.ok()) << y_gpu.status();
+  EXPECT_EQ(y_gpu->dtype(), DType::kBF16);
+  EXPECT_TRUE(AllClose(*y_gpu, *y_cpu, 5e-2, 5e-2));
+  Tensor dmem_cpu, dmem_gpu;
+  absl::StatusOr<Tensor> dx_cpu = cpu_layer.BackwardInput(ctx, &cpu_saved, w, &dmem_cpu);
+  ASSERT_TRUE(dx_cpu.ok()) << dx_cpu.status();
+  absl::StatusOr<Tensor> dx_gpu = gpu_layer.BackwardInput(ctx, &gpu_saved, gpu(w), &dmem_gpu);
+  ASSERT_TRUE(dx_gpu.ok()) << dx_gpu.status();
+  ASSERT_TRUE(cpu_layer.BackwardWeight(&cpu_saved).ok());
+  absl::Status st = gpu_layer.BackwardWeight(&gpu_saved);
+  ASSERT_TRUE(st.ok()) << st;
+  EXPECT_TRUE(AllClose(*dx_gpu, *dx_cpu, 5e-2, 1e-1));
+  EXPECT_EQ(gpu_store.flat_grads().dtype(), DType::kF32);
+}
+
 std::vector<LayerCase> AllCases() {
   std::vector<LayerCase> cases;
   for (bool decoder : {false, true}) {
