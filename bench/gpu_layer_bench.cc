@@ -12,8 +12,8 @@
 // parameters are f32 (bf16 compute copies are owed), so "dtype" says f32.
 // Exits 2 with a message where no GPU can be used.
 #include <chrono>
-#include <memory>
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -23,8 +23,8 @@
 #include "absl/strings/str_format.h"
 #include "core/device.h"
 #include "core/gpu_runtime.h"
-#include "models/transformer_layer.h"
 #include "core/philox.h"
+#include "models/transformer_layer.h"
 
 ABSL_FLAG(int32_t, layers, 12, "Layers in the stack");
 ABSL_FLAG(int32_t, d, 1024, "Model width");
@@ -75,7 +75,8 @@ absl::StatusOr<Result> Run() {
     config.norm = norm;
     config.causal = config.cross = absl::GetFlag(FLAGS_decoder);
     config.index = i;
-    stack.push_back(std::make_unique<TransformerLayer>(store, absl::StrFormat("layer.%d", i), config));
+    stack.push_back(
+        std::make_unique<TransformerLayer>(store, absl::StrFormat("layer.%d", i), config));
   }
   store.Finalize();
   store.Initialize(1);
@@ -91,7 +92,8 @@ absl::StatusOr<Result> Run() {
     std::vector<LayerSaved> saved(layers);
     Tensor h = x;
     for (int i = 0; i < layers; ++i) {
-      absl::StatusOr<Tensor> y = stack[i]->Forward(ctx, h, lengths, memory, memory_lengths, &saved[i]);
+      absl::StatusOr<Tensor> y =
+          stack[i]->Forward(ctx, h, lengths, memory, memory_lengths, &saved[i]);
       if (!y.ok()) return y.status();
       h = *y;
     }
@@ -151,8 +153,7 @@ int main(int argc, char** argv) {
   const int layers = absl::GetFlag(FLAGS_layers);
   const bool decoder = absl::GetFlag(FLAGS_decoder);
   const double tokens = static_cast<double>(b * t);
-  const double flops =
-      3.0 * layers * tokens * pipetrain::ForwardFlopsPerToken(d, ffn, t, decoder);
+  const double flops = 3.0 * layers * tokens * pipetrain::ForwardFlopsPerToken(d, ffn, t, decoder);
   const double tflops = flops / (r->step_ms * 1e-3) / 1e12;
   std::printf(
       "{\"bench\":\"gpu_layer_bench\",\"dtype\":\"f32\",\"norm\":\"%s\",\"decoder\":%s,"

@@ -18,8 +18,7 @@ using ::pipetrain::testing::AllClose;
 using ::pipetrain::testing::OnGpu;
 using ::pipetrain::testing::RandomTensor;
 using ::pipetrain::testing::RelTolFor;
-
-Tensor Rounded(const Tensor& t, DType dtype) { return t.To(dtype).To(DType::kF64); }
+using ::pipetrain::testing::Rounded;
 
 struct Case {
   int64_t batch, tq, tk, heads, head_dim;

@@ -78,12 +78,12 @@ TEST_P(CudaCrossEntropyTest, MatchesCpu) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    ShapesDTypesSmoothing, CudaCrossEntropyTest,
-    ::testing::Combine(::testing::Values(Shape{1, 1}, Shape{4, 5}, Shape{9, 1000},
-                                         Shape{33, 4097}, Shape{12, 64000}),
-                       ::testing::Values(DType::kF32, DType::kBF16),
-                       ::testing::Values(0.0, 0.1)));
+INSTANTIATE_TEST_SUITE_P(ShapesDTypesSmoothing, CudaCrossEntropyTest,
+                         ::testing::Combine(::testing::Values(Shape{1, 1}, Shape{4, 5},
+                                                              Shape{9, 1000}, Shape{33, 4097},
+                                                              Shape{12, 64000}),
+                                            ::testing::Values(DType::kF32, DType::kBF16),
+                                            ::testing::Values(0.0, 0.1)));
 
 TEST(CudaCrossEntropyErrors, OutOfRangeTargetIsAnErrorNamingTheRow) {
   PT_REQUIRE_GPU();

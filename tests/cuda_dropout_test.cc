@@ -52,12 +52,11 @@ TEST(CudaDropoutTest, ZeroProbabilityReturnsInput) {
   EXPECT_EQ(y->raw_data(), x.raw_data());
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    ShapesDTypesP, CudaDropoutTest,
-    ::testing::Combine(::testing::Values(Shape{1}, Shape{7, 13}, Shape{4, 33, 512},
-                                         Shape{3, 1 << 20}),
-                       ::testing::Values(DType::kF32, DType::kBF16),
-                       ::testing::Values(0.1, 0.5)));
+INSTANTIATE_TEST_SUITE_P(ShapesDTypesP, CudaDropoutTest,
+                         ::testing::Combine(::testing::Values(Shape{1}, Shape{7, 13},
+                                                              Shape{4, 33, 512}, Shape{3, 1 << 20}),
+                                            ::testing::Values(DType::kF32, DType::kBF16),
+                                            ::testing::Values(0.1, 0.5)));
 
 }  // namespace
 }  // namespace pipetrain::ops

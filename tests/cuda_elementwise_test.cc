@@ -23,8 +23,7 @@ using ::pipetrain::testing::AllClose;
 using ::pipetrain::testing::OnGpu;
 using ::pipetrain::testing::RandomTensor;
 using ::pipetrain::testing::RelTolFor;
-
-Tensor Rounded(const Tensor& t, DType dtype) { return t.To(dtype).To(DType::kF64); }
+using ::pipetrain::testing::Rounded;
 
 // Shape of x, the number of heads (dividing its last dim), and the dtype.
 class CudaElementwiseTest

@@ -17,8 +17,7 @@ using ::pipetrain::testing::AllClose;
 using ::pipetrain::testing::OnGpu;
 using ::pipetrain::testing::RandomTensor;
 using ::pipetrain::testing::RelTolFor;
-
-Tensor Rounded(const Tensor& t, DType dtype) { return t.To(dtype).To(DType::kF64); }
+using ::pipetrain::testing::Rounded;
 
 // ids [b, t] over [0, vocab) with many repeats (so the gradient rows collide).
 Tensor Ids(int64_t b, int64_t t, int64_t vocab) {
@@ -72,11 +71,11 @@ TEST_P(CudaEmbeddingTest, MatchesCpu) {
   EXPECT_TRUE(AllClose(x_gpu, x_cpu, RelTolFor(dtype), AbsTolFor(dtype)));
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Shapes, CudaEmbeddingTest,
-    ::testing::Combine(::testing::Values(Dims{1, 1, 1, 1}, Dims{10, 7, 2, 5},
-                                         Dims{1000, 512, 4, 37}, Dims{32000, 256, 8, 128}),
-                       ::testing::Values(DType::kF32, DType::kBF16)));
+INSTANTIATE_TEST_SUITE_P(Shapes, CudaEmbeddingTest,
+                         ::testing::Combine(::testing::Values(Dims{1, 1, 1, 1}, Dims{10, 7, 2, 5},
+                                                              Dims{1000, 512, 4, 37},
+                                                              Dims{32000, 256, 8, 128}),
+                                            ::testing::Values(DType::kF32, DType::kBF16)));
 
 TEST(CudaEmbeddingErrors, OutOfRangeIdNamesIdAndPosition) {
   PT_REQUIRE_GPU();

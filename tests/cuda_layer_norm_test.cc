@@ -18,9 +18,7 @@ using ::pipetrain::testing::AllClose;
 using ::pipetrain::testing::OnGpu;
 using ::pipetrain::testing::RandomTensor;
 using ::pipetrain::testing::RelTolFor;
-
-// Rounds a CPU f64 tensor through `dtype` (what the GPU will hold), back in f64.
-Tensor Rounded(const Tensor& t, DType dtype) { return t.To(dtype).To(DType::kF64); }
+using ::pipetrain::testing::Rounded;
 
 class CudaLayerNormTest : public ::testing::TestWithParam<std::tuple<Shape, DType>> {};
 
@@ -60,8 +58,8 @@ TEST_P(CudaLayerNormTest, ForwardAndBackwardMatchCpu) {
   Tensor db_gpu = Tensor::Empty({d}, DType::kF32, Device::kCuda);
   dg_gpu.Fill(0.5);
   db_gpu.Fill(0.5);
-  absl::Status st = LayerNormBackwardWeight(OnGpu(x, dtype), gpu_saved, OnGpu(dy, dtype), dg_gpu,
-                                            db_gpu);
+  absl::Status st =
+      LayerNormBackwardWeight(OnGpu(x, dtype), gpu_saved, OnGpu(dy, dtype), dg_gpu, db_gpu);
   ASSERT_TRUE(st.ok()) << st;
   // Sums over every row: the tolerance grows with the row count.
   const double rows = static_cast<double>(x.numel() / d);
@@ -97,11 +95,10 @@ TEST(CudaLayerNormErrors, MixedDevicesAreRejectedWithTheArgumentName) {
   EXPECT_NE(y.status().message().find("gamma is on cpu"), std::string::npos) << y.status();
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    ShapesAndDtypes, CudaLayerNormTest,
-    ::testing::Combine(::testing::Values(Shape{1, 8}, Shape{3, 5, 33}, Shape{64, 1024},
-                                         Shape{300, 4096}),
-                       ::testing::Values(DType::kF32, DType::kBF16)));
+INSTANTIATE_TEST_SUITE_P(ShapesAndDtypes, CudaLayerNormTest,
+                         ::testing::Combine(::testing::Values(Shape{1, 8}, Shape{3, 5, 33},
+                                                              Shape{64, 1024}, Shape{300, 4096}),
+                                            ::testing::Values(DType::kF32, DType::kBF16)));
 
 }  // namespace
 }  // namespace pipetrain::ops

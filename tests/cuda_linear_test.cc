@@ -22,8 +22,7 @@ namespace {
 using ::pipetrain::testing::AllClose;
 using ::pipetrain::testing::OnGpu;
 using ::pipetrain::testing::RandomTensor;
-
-Tensor Rounded(const Tensor& t, DType dtype) { return t.To(dtype).To(DType::kF64); }
+using ::pipetrain::testing::Rounded;
 
 // Outputs in `dtype` of K-term sums of products of O(1) values.
 double RelTol(DType dtype) { return dtype == DType::kBF16 ? 1e-2 : 1e-4; }
@@ -32,8 +31,8 @@ double AbsTol(DType dtype, int64_t k) {
 }
 
 // x shape (its last dim is `in`) and `out`.
-class CudaLinearTest : public ::testing::TestWithParam<std::tuple<std::tuple<Shape, int64_t>, DType>> {
-};
+class CudaLinearTest
+    : public ::testing::TestWithParam<std::tuple<std::tuple<Shape, int64_t>, DType>> {};
 
 TEST_P(CudaLinearTest, ForwardAndBackwardMatchCpu) {
   PT_REQUIRE_GPU();

@@ -22,8 +22,8 @@ class CudaAdamWTest : public ::testing::TestWithParam<int64_t> {};
 TEST_P(CudaAdamWTest, StepsMatchCpuInDouble) {
   PT_REQUIRE_GPU();
   const int64_t n = GetParam();
-  const AdamWHyper hyper{.lr = 3e-3, .beta1 = 0.9, .beta2 = 0.98, .epsilon = 1e-8,
-                         .weight_decay = 0.01};
+  const AdamWHyper hyper{
+      .lr = 3e-3, .beta1 = 0.9, .beta2 = 0.98, .epsilon = 1e-8, .weight_decay = 0.01};
   // The CPU reference starts from the f32 values the GPU holds.
   Tensor p_cpu = RandomTensor({n}, 51).To(DType::kF32).To(DType::kF64);
   Tensor m_cpu = Tensor::Zeros({n}, DType::kF64), v_cpu = Tensor::Zeros({n}, DType::kF64);

@@ -118,8 +118,8 @@ TEST_P(CudaLayerTest, MatchesCpuForwardAndBackward) {
     const ParameterInfo& ci = cpu_store.infos()[p];
     const ParameterInfo& gi = gpu_store.infos()[p];
     const Shape flat{NumElements(ci.shape)};
-    EXPECT_TRUE(AllClose(grads_gpu.View(gi.offset, flat), cpu_store.flat_grads().View(ci.offset, flat),
-                         1e-3, 1e-3))
+    EXPECT_TRUE(AllClose(grads_gpu.View(gi.offset, flat),
+                         cpu_store.flat_grads().View(ci.offset, flat), 1e-3, 1e-3))
         << ci.name;
   }
 }

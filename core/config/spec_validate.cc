@@ -483,11 +483,14 @@ void CheckTrain(const TrainConfig& t, const ModelSpec& m, bool has_train, Proble
     p.Add("train.device=\"", t.device(), "\" is not \"cpu\" or \"cuda\"");
   }
   if (t.device() == "cuda" && (t.pipeline().stages() > 1 || t.data_parallel() > 1)) {
-    p.Add("train.device=\"cuda\" runs one process for now; pipeline and data-parallel runs on "
-          "GPUs (NCCL) are not wired into the trainer yet");
+    p.Add(
+        "train.device=\"cuda\" runs one process for now; pipeline and data-parallel runs on "
+        "GPUs (NCCL) are not wired into the trainer yet");
   }
   if (t.device() == "cuda" && t.dtype() == "f64") {
-    p.Add("train.device=\"cuda\" computes in bf16 or f32, not f64; set train.dtype=\"bf16\" or \"f32\"");
+    p.Add(
+        "train.device=\"cuda\" computes in bf16 or f32, not f64; set train.dtype=\"bf16\" or "
+        "\"f32\"");
   }
   if (t.keep_checkpoints() < 1) {
     p.Add("train.keep_checkpoints=", t.keep_checkpoints(), " must be >= 1 (3 when unset)");

@@ -108,10 +108,11 @@ absl::Status SelectDevice(int ordinal) {
   std::lock_guard<std::mutex> lock(g_mu);
   if (g_initialised) {
     if (g_context != nullptr && g_context->device == ordinal) return absl::OkStatus();
-    return absl::FailedPreconditionError(absl::StrCat(
-        "UseCudaDevice(", ordinal, ") after the GPU was already chosen (",
-        g_context != nullptr ? g_context->device_name : "failed", "); choose it before the first "
-        "device tensor"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("UseCudaDevice(", ordinal, ") after the GPU was already chosen (",
+                     g_context != nullptr ? g_context->device_name : "failed",
+                     "); choose it before the first "
+                     "device tensor"));
   }
   if (ordinal < 0) return absl::InvalidArgumentError("CUDA device ordinal must be >= 0");
   g_requested_device = ordinal;

@@ -47,17 +47,17 @@ absl::Status CheckLaunch(absl::string_view kernel);
 
 }  // namespace pipetrain::cuda
 
-#define PT_CUDA_RETURN_IF_ERROR(call, what)                                          \
-  do {                                                                               \
-    const cudaError_t pt_cuda_err_ = (call);                                         \
+#define PT_CUDA_RETURN_IF_ERROR(call, what)                                                   \
+  do {                                                                                        \
+    const cudaError_t pt_cuda_err_ = (call);                                                  \
     if (pt_cuda_err_ != cudaSuccess) return ::pipetrain::cuda::CudaError(pt_cuda_err_, what); \
   } while (0)
 
-#define PT_BLAS_RETURN_IF_ERROR(call, what)                                           \
-  do {                                                                                \
-    const cublasStatus_t pt_blas_st_ = (call);                                        \
-    if (pt_blas_st_ != CUBLAS_STATUS_SUCCESS)                                         \
-      return ::pipetrain::cuda::BlasError(pt_blas_st_, what);                         \
+#define PT_BLAS_RETURN_IF_ERROR(call, what)                   \
+  do {                                                        \
+    const cublasStatus_t pt_blas_st_ = (call);                \
+    if (pt_blas_st_ != CUBLAS_STATUS_SUCCESS)                 \
+      return ::pipetrain::cuda::BlasError(pt_blas_st_, what); \
   } while (0)
 
 #endif  // PIPETRAIN_CORE_CUDA_CUDA_CONTEXT_H_

@@ -25,25 +25,34 @@ void DieIf(cudaError_t err, const char* what) {
 }
 
 cudaMemcpyKind KindOf(Device dst, Device src) {
-  if (dst == Device::kCuda) return src == Device::kCuda ? cudaMemcpyDeviceToDevice : cudaMemcpyHostToDevice;
+  if (dst == Device::kCuda)
+    return src == Device::kCuda ? cudaMemcpyDeviceToDevice : cudaMemcpyHostToDevice;
   return src == Device::kCuda ? cudaMemcpyDeviceToHost : cudaMemcpyHostToHost;
 }
 
 template <typename T>
 __device__ __forceinline__ T FromDouble(double v);
 template <>
-__device__ __forceinline__ float FromDouble<float>(double v) { return static_cast<float>(v); }
+__device__ __forceinline__ float FromDouble<float>(double v) {
+  return static_cast<float>(v);
+}
 template <>
-__device__ __forceinline__ double FromDouble<double>(double v) { return v; }
+__device__ __forceinline__ double FromDouble<double>(double v) {
+  return v;
+}
 template <>
-__device__ __forceinline__ int32_t FromDouble<int32_t>(double v) { return static_cast<int32_t>(v); }
+__device__ __forceinline__ int32_t FromDouble<int32_t>(double v) {
+  return static_cast<int32_t>(v);
+}
 template <>
 __device__ __forceinline__ __nv_bfloat16 FromDouble<__nv_bfloat16>(double v) {
   return __float2bfloat16_rn(static_cast<float>(v));
 }
 
 template <typename T>
-__device__ __forceinline__ double ToDouble(T v) { return static_cast<double>(v); }
+__device__ __forceinline__ double ToDouble(T v) {
+  return static_cast<double>(v);
+}
 template <>
 __device__ __forceinline__ double ToDouble<__nv_bfloat16>(__nv_bfloat16 v) {
   return static_cast<double>(__bfloat162float(v));
@@ -101,7 +110,8 @@ void Free(void* ptr) { cuda::ContextOrDie().allocator->Free(ptr); }
 void Copy(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes) {
   if (bytes == 0) return;
   cudaStream_t stream = cuda::ComputeStream();
-  DieIf(cudaMemcpyAsync(dst, src, bytes, KindOf(dst_device, src_device), stream), "cudaMemcpyAsync");
+  DieIf(cudaMemcpyAsync(dst, src, bytes, KindOf(dst_device, src_device), stream),
+        "cudaMemcpyAsync");
   // The host may read (or free) host memory as soon as this returns.
   if (dst_device == Device::kCpu || src_device == Device::kCpu) {
     DieIf(cudaStreamSynchronize(stream), "cudaStreamSynchronize after a host copy");
@@ -205,7 +215,8 @@ absl::Status ConvertInto(const Tensor& src, Tensor& dst) {
   }
   if (src.device() == Device::kCpu) {
     const Tensor converted = src.To(dst.dtype());
-    if (converted.nbytes() > 0) std::memcpy(dst.raw_data(), converted.raw_data(), converted.nbytes());
+    if (converted.nbytes() > 0)
+      std::memcpy(dst.raw_data(), converted.raw_data(), converted.nbytes());
     return absl::OkStatus();
   }
   device_storage::Convert(src.raw_data(), src.dtype(), dst.raw_data(), dst.dtype(), src.numel());

@@ -1,5 +1,5 @@
-// Small device-side helpers the CUDA ops share: loading and storing f32/bf16
-// elements as float, warp and block sums, and launch geometry.
+// Small helpers the CUDA ops share: loading and storing f32/bf16 elements as
+// float, warp and block sums, launch geometry, and typed access to tensors.
 #ifndef PIPETRAIN_CORE_CUDA_KERNEL_UTILS_CUH_
 #define PIPETRAIN_CORE_CUDA_KERNEL_UTILS_CUH_
 
@@ -8,6 +8,7 @@
 
 #include <cstdint>
 
+#include "absl/status/status.h"
 #include "core/tensor.h"
 
 namespace pipetrain::cuda {
@@ -46,6 +47,21 @@ __device__ __forceinline__ A BlockSum(A v, A* scratch) {
   __syncthreads();
   A total = lane < warps ? scratch[lane] : A(0);
   return WarpSum(total);
+}
+
+// A device tensor's data as T* (bf16 tensors as __nv_bfloat16*).
+template <typename T>
+T* Ptr(const Tensor& t) {
+  return static_cast<T*>(t.raw_data());
+}
+
+// Calls fn with a null pointer of x's element type (bf16 or f32), so one
+// generic lambda launches the kernel for either: `using T =
+// std::remove_pointer_t<decltype(tag)>`.
+template <typename Fn>
+absl::Status ForDType(const Tensor& x, Fn fn) {
+  if (x.dtype() == DType::kBF16) return fn(static_cast<__nv_bfloat16*>(nullptr));
+  return fn(static_cast<float*>(nullptr));
 }
 
 // Blocks for n elements at `threads` per block, capped so a grid-stride loop

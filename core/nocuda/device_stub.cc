@@ -46,15 +46,15 @@ absl::Status CopyTensor(const Tensor& src, Tensor& dst) {
     return NotBuilt("CopyTensor");
   }
   if (src.shape() != dst.shape() || src.dtype() != dst.dtype()) {
-    return absl::InvalidArgumentError("CopyTensor: source and destination differ in shape or dtype");
+    return absl::InvalidArgumentError(
+        "CopyTensor: source and destination differ in shape or dtype");
   }
   if (src.nbytes() > 0) std::memcpy(dst.raw_data(), src.raw_data(), src.nbytes());
   return absl::OkStatus();
 }
 
 absl::Status ConvertInto(const Tensor& src, Tensor& dst) {
-  if (src.shape() != dst.shape() || src.device() != Device::kCpu ||
-      dst.device() != Device::kCpu) {
+  if (src.shape() != dst.shape() || src.device() != Device::kCpu || dst.device() != Device::kCpu) {
     return absl::InvalidArgumentError("ConvertInto: tensors differ in shape or are not on the CPU");
   }
   const Tensor converted = src.To(dst.dtype());

@@ -15,11 +15,12 @@ namespace {
 using ::pipetrain::cuda::ComputeStream;
 using ::pipetrain::cuda::FromFloat;
 using ::pipetrain::cuda::GridFor;
+using ::pipetrain::cuda::Ptr;
 using ::pipetrain::cuda::ToFloat;
 
 constexpr int kThreads = 256;
-constexpr float kSqrtHalf = 0.70710678118654752f;        // 1/√2
-constexpr float kInvSqrt2Pi = 0.39894228040143268f;      // 1/√(2π)
+constexpr float kSqrtHalf = 0.70710678118654752f;    // 1/√2
+constexpr float kInvSqrt2Pi = 0.39894228040143268f;  // 1/√(2π)
 
 __device__ __forceinline__ float Gelu(float x) { return 0.5f * x * (1.f + erff(x * kSqrtHalf)); }
 
@@ -47,11 +48,6 @@ __global__ void BackwardKernel(bool gelu, const T* x, const T* dy, int64_t n, T*
     const float v = ToFloat(x[i]), g = ToFloat(dy[i]);
     dx[i] = FromFloat<T>(gelu ? GeluGrad(v) * g : (v > 0.f ? g : 0.f));
   }
-}
-
-template <typename T>
-T* Ptr(const Tensor& t) {
-  return static_cast<T*>(t.raw_data());
 }
 
 }  // namespace

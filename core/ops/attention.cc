@@ -107,8 +107,7 @@ absl::Status AttentionBackward(const Tensor& q, const Tensor& k, const Tensor& v
   PT_ASSIGN_OR_RETURN(const Dims d, CheckInputs("AttentionBackward", q, k, v, options));
   const Shape probs_shape{d.batch, d.heads, d.tq, d.tk};
   PT_CHECK_ARG(saved.probs.defined() && saved.probs.device() == q.device() &&
-                   saved.probs.dtype() == AccumulatorDType(q) &&
-                   saved.probs.shape() == probs_shape,
+                   saved.probs.dtype() == AccumulatorDType(q) && saved.probs.shape() == probs_shape,
                "AttentionBackward: saved.probs is ", Describe(saved.probs), "; expected ",
                DTypeName(AccumulatorDType(q)), DeviceName(q.device()), ShapeString(probs_shape),
                " from the forward of these inputs");
@@ -118,7 +117,8 @@ absl::Status AttentionBackward(const Tensor& q, const Tensor& k, const Tensor& v
                q.DebugString(), " (the shape of q)");
   PT_CHECK_ARG(dq != nullptr && dk != nullptr && dv != nullptr,
                "AttentionBackward: dq, dk and dv must not be null");
-  PT_DISPATCH_CUDA(q, cuda::AttentionBackward(q, k, v, options, d.heads, saved, dcontext, dq, dk, dv));
+  PT_DISPATCH_CUDA(q,
+                   cuda::AttentionBackward(q, k, v, options, d.heads, saved, dcontext, dq, dk, dv));
   // Always fresh outputs, assigned only at the end: writing into whatever the
   // caller's tensors held could clobber a tensor sharing their storage (even dcontext).
   Tensor grad_q = Tensor::Empty(q.shape(), q.dtype());

@@ -26,7 +26,9 @@ namespace {
 
 using ::pipetrain::cuda::BlockSum;
 using ::pipetrain::cuda::ComputeStream;
+using ::pipetrain::cuda::ForDType;
 using ::pipetrain::cuda::FromFloat;
+using ::pipetrain::cuda::Ptr;
 using ::pipetrain::cuda::ToFloat;
 
 constexpr int kThreads = 128;
@@ -46,17 +48,20 @@ __device__ __forceinline__ int VisibleKeys(int i, int keys, bool causal) {
 // 1/(1 − p) for a kept probability, 0 for a dropped one (1 without dropout).
 __device__ __forceinline__ float DropFactor(const Geometry& g, uint64_t index) {
   if (g.dropout <= 0.0) return 1.f;
-  return philox::Dropped(g.rng, index, g.dropout) ? 0.f : static_cast<float>(1.0 / (1.0 - g.dropout));
+  return philox::Dropped(g.rng, index, g.dropout) ? 0.f
+                                                  : static_cast<float>(1.0 / (1.0 - g.dropout));
 }
 
 __device__ float BlockMax(float v, float* scratch) {
-  for (int offset = 16; offset > 0; offset >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset));
+  for (int offset = 16; offset > 0; offset >>= 1)
+    v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset));
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = (blockDim.x + 31) >> 5;
   __syncthreads();
   if (lane == 0) scratch[warp] = v;
   __syncthreads();
   float m = lane < warps ? scratch[lane] : -INFINITY;
-  for (int offset = 16; offset > 0; offset >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, offset));
+  for (int offset = 16; offset > 0; offset >>= 1)
+    m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, offset));
   return m;
 }
 
@@ -116,8 +121,8 @@ template <typename T>
 __global__ void RowGradKernel(const T* k, const T* v, const int* key_lengths, Geometry g,
                               const float* probs, const T* dcontext, float* ds, T* dq) {
   extern __shared__ float shared[];
-  float* row = shared;                // Tk: dP, then dS
-  float* dci = shared + g.tk;         // Dh: dcontext_i
+  float* row = shared;         // Tk: dP, then dS
+  float* dci = shared + g.tk;  // Dh: dcontext_i
   __shared__ float scratch[32];
   const int i = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
   const int width = g.heads * g.head_dim;
@@ -127,7 +132,8 @@ __global__ void RowGradKernel(const T* k, const T* v, const int* key_lengths, Ge
   const T* k_base = k + int64_t{b} * g.tk * width + h * g.head_dim;
   const T* v_base = v + int64_t{b} * g.tk * width + h * g.head_dim;
   const int64_t row_index = ((int64_t{b} * g.heads + h) * g.tq + i) * g.tk;
-  for (int d = threadIdx.x; d < g.head_dim; d += blockDim.x) dci[d] = ToFloat(dcontext[q_offset + d]);
+  for (int d = threadIdx.x; d < g.head_dim; d += blockDim.x)
+    dci[d] = ToFloat(dcontext[q_offset + d]);
   __syncthreads();
   float local_dot = 0.f;
   for (int j = threadIdx.x; j < visible; j += blockDim.x) {
@@ -219,17 +225,6 @@ absl::Status CheckSharedMemory(const Geometry& g, size_t* bytes) {
   return absl::OkStatus();
 }
 
-template <typename T>
-T* Ptr(const Tensor& t) {
-  return static_cast<T*>(t.raw_data());
-}
-
-template <typename Fn>
-absl::Status ForDType(const Tensor& x, Fn fn) {
-  if (x.dtype() == DType::kBF16) return fn(static_cast<__nv_bfloat16*>(nullptr));
-  return fn(static_cast<float*>(nullptr));
-}
-
 }  // namespace
 
 absl::StatusOr<Tensor> AttentionForward(const Tensor& q, const Tensor& k, const Tensor& v,
@@ -271,13 +266,13 @@ absl::Status AttentionBackward(const Tensor& q, const Tensor& k, const Tensor& v
     using T = std::remove_pointer_t<decltype(tag)>;
     RowGradKernel<T><<<dim3(g.tq, g.heads, static_cast<unsigned>(batch)), kThreads, shared_bytes,
                        ComputeStream()>>>(Ptr<T>(k), Ptr<T>(v), LengthsOrNull(lengths), g,
-                                          Ptr<float>(saved.probs), Ptr<T>(dcontext),
-                                          Ptr<float>(ds), Ptr<T>(grad_q));
+                                          Ptr<float>(saved.probs), Ptr<T>(dcontext), Ptr<float>(ds),
+                                          Ptr<T>(grad_q));
     PT_RETURN_IF_ERROR(::pipetrain::cuda::CheckLaunch("attention RowGradKernel"));
-    KeyGradKernel<T><<<dim3(g.tk, g.heads, static_cast<unsigned>(batch)), kThreads, 0,
-                       ComputeStream()>>>(Ptr<T>(q), LengthsOrNull(lengths), g,
-                                          Ptr<float>(saved.probs), Ptr<float>(ds),
-                                          Ptr<T>(dcontext), Ptr<T>(grad_k), Ptr<T>(grad_v));
+    KeyGradKernel<T>
+        <<<dim3(g.tk, g.heads, static_cast<unsigned>(batch)), kThreads, 0, ComputeStream()>>>(
+            Ptr<T>(q), LengthsOrNull(lengths), g, Ptr<float>(saved.probs), Ptr<float>(ds),
+            Ptr<T>(dcontext), Ptr<T>(grad_k), Ptr<T>(grad_v));
     return ::pipetrain::cuda::CheckLaunch("attention KeyGradKernel");
   }));
   *dq = std::move(grad_q);

@@ -19,6 +19,7 @@ namespace {
 using ::pipetrain::cuda::BlockSum;
 using ::pipetrain::cuda::ComputeStream;
 using ::pipetrain::cuda::FromFloat;
+using ::pipetrain::cuda::Ptr;
 using ::pipetrain::cuda::ToFloat;
 
 constexpr int kRowThreads = 512;
@@ -94,11 +95,6 @@ __global__ void CrossEntropyBackwardKernel(const T* logits, const int32_t* targe
   }
 }
 
-template <typename T>
-T* Ptr(const Tensor& t) {
-  return static_cast<T*>(t.raw_data());
-}
-
 }  // namespace
 
 absl::StatusOr<CrossEntropyStats> CrossEntropyForward(const Tensor& logits, const Tensor& targets,
@@ -113,8 +109,8 @@ absl::StatusOr<CrossEntropyStats> CrossEntropyForward(const Tensor& logits, cons
     const float eps = static_cast<float>(smoothing);
     if (logits.dtype() == DType::kBF16) {
       CrossEntropyForwardKernel<__nv_bfloat16><<<n, kRowThreads, 0, ComputeStream()>>>(
-          Ptr<__nv_bfloat16>(logits), Ptr<int32_t>(targets), v, eps, ignore_index,
-          Ptr<float>(lse), Ptr<float>(loss), Ptr<float>(nll));
+          Ptr<__nv_bfloat16>(logits), Ptr<int32_t>(targets), v, eps, ignore_index, Ptr<float>(lse),
+          Ptr<float>(loss), Ptr<float>(nll));
     } else {
       CrossEntropyForwardKernel<float><<<n, kRowThreads, 0, ComputeStream()>>>(
           Ptr<float>(logits), Ptr<int32_t>(targets), v, eps, ignore_index, Ptr<float>(lse),

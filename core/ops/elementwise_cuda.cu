@@ -16,8 +16,10 @@ namespace {
 
 using ::pipetrain::cuda::BlockSum;
 using ::pipetrain::cuda::ComputeStream;
+using ::pipetrain::cuda::ForDType;
 using ::pipetrain::cuda::FromFloat;
 using ::pipetrain::cuda::GridFor;
+using ::pipetrain::cuda::Ptr;
 using ::pipetrain::cuda::ToFloat;
 
 constexpr int kThreads = 256;
@@ -27,7 +29,7 @@ constexpr int64_t kDotChunk = 4096;
 // Rows per block of the head-scale weight gradient's first stage.
 constexpr int64_t kHeadRowsPerChunk = 64;
 
-#define PT_GRID_STRIDE(i, n)                                                   \
+#define PT_GRID_STRIDE(i, n)                                                \
   for (int64_t i = int64_t{blockIdx.x} * blockDim.x + threadIdx.x; i < (n); \
        i += int64_t{gridDim.x} * blockDim.x)
 
@@ -108,18 +110,6 @@ __global__ void HeadScaleSumChunksKernel(const float* partial, int64_t chunks, i
   ds[h] += acc;
 }
 
-template <typename T>
-T* Ptr(const Tensor& t) {
-  return static_cast<T*>(t.raw_data());
-}
-
-// Calls fn with a null pointer of the element type of x (bf16 or f32).
-template <typename Fn>
-absl::Status ForDType(const Tensor& x, Fn fn) {
-  if (x.dtype() == DType::kBF16) return fn(static_cast<__nv_bfloat16*>(nullptr));
-  return fn(static_cast<float*>(nullptr));
-}
-
 }  // namespace
 
 absl::StatusOr<Tensor> AddScaled(double a, const Tensor& x, double b, const Tensor& y) {
@@ -140,8 +130,8 @@ absl::Status Axpy(double a, const Tensor& x, Tensor& y) {
   if (n == 0) return absl::OkStatus();
   return ForDType(x, [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
-    AxpyKernel<T><<<GridFor(n, kThreads), kThreads, 0, ComputeStream()>>>(
-        static_cast<float>(a), Ptr<T>(x), n, Ptr<T>(y));
+    AxpyKernel<T><<<GridFor(n, kThreads), kThreads, 0, ComputeStream()>>>(static_cast<float>(a),
+                                                                          Ptr<T>(x), n, Ptr<T>(y));
     return ::pipetrain::cuda::CheckLaunch("AxpyKernel");
   });
 }
@@ -209,9 +199,8 @@ absl::Status HeadScaleBackwardWeight(const Tensor& x, const Tensor& dy, int64_t 
         Ptr<T>(x), Ptr<T>(dy), rows, heads, head_dim, Ptr<float>(partial));
     return ::pipetrain::cuda::CheckLaunch("HeadScalePartialKernel");
   }));
-  HeadScaleSumChunksKernel<<<static_cast<unsigned>((heads + 255) / 256), 256, 0,
-                             ComputeStream()>>>(Ptr<float>(partial), chunks, heads,
-                                                Ptr<float>(ds));
+  HeadScaleSumChunksKernel<<<static_cast<unsigned>((heads + 255) / 256), 256, 0, ComputeStream()>>>(
+      Ptr<float>(partial), chunks, heads, Ptr<float>(ds));
   return ::pipetrain::cuda::CheckLaunch("HeadScaleSumChunksKernel");
 }
 

@@ -15,6 +15,7 @@ namespace {
 using ::pipetrain::cuda::ComputeStream;
 using ::pipetrain::cuda::FromFloat;
 using ::pipetrain::cuda::GridFor;
+using ::pipetrain::cuda::Ptr;
 using ::pipetrain::cuda::ToFloat;
 
 constexpr int kThreads = 256;
@@ -30,8 +31,8 @@ __global__ void EmbeddingForwardKernel(const int32_t* ids, int64_t n, const T* t
 }
 
 template <typename T>
-__global__ void EmbeddingBackwardWeightKernel(const int32_t* ids, int64_t n, const T* dy,
-                                              int64_t d, float scale, float* dtable) {
+__global__ void EmbeddingBackwardWeightKernel(const int32_t* ids, int64_t n, const T* dy, int64_t d,
+                                              float scale, float* dtable) {
   const int64_t j = int64_t{blockIdx.x} * blockDim.x + threadIdx.x;
   if (j >= d) return;
   for (int64_t i = 0; i < n; ++i) {
@@ -45,16 +46,12 @@ __global__ void AddSinusoidalPositionsKernel(int64_t rows, int64_t len, int64_t 
   for (int64_t k = int64_t{blockIdx.x} * blockDim.x + threadIdx.x; k < total; k += stride) {
     const int64_t row = k / d, j = k - row * d;
     const double t = static_cast<double>(row % len);
-    const double inv_freq = pow(10000.0, -static_cast<double>(2 * (j / 2)) / static_cast<double>(d));
+    const double inv_freq =
+        pow(10000.0, -static_cast<double>(2 * (j / 2)) / static_cast<double>(d));
     const double angle = t * inv_freq;
     const double pe = (j % 2 == 0) ? sin(angle) : cos(angle);
     x[k] = FromFloat<T>(static_cast<float>(static_cast<double>(ToFloat(x[k])) + pe));
   }
-}
-
-template <typename T>
-T* Ptr(const Tensor& t) {
-  return static_cast<T*>(t.raw_data());
 }
 
 }  // namespace
@@ -99,11 +96,11 @@ absl::Status AddSinusoidalPositions(Tensor& x) {
   if (rows * d == 0) return absl::OkStatus();
   const unsigned blocks = GridFor(rows * d, kThreads);
   if (x.dtype() == DType::kBF16) {
-    AddSinusoidalPositionsKernel<__nv_bfloat16><<<blocks, kThreads, 0, ComputeStream()>>>(
-        rows, len, d, Ptr<__nv_bfloat16>(x));
+    AddSinusoidalPositionsKernel<__nv_bfloat16>
+        <<<blocks, kThreads, 0, ComputeStream()>>>(rows, len, d, Ptr<__nv_bfloat16>(x));
   } else {
-    AddSinusoidalPositionsKernel<float><<<blocks, kThreads, 0, ComputeStream()>>>(
-        rows, len, d, Ptr<float>(x));
+    AddSinusoidalPositionsKernel<float>
+        <<<blocks, kThreads, 0, ComputeStream()>>>(rows, len, d, Ptr<float>(x));
   }
   return ::pipetrain::cuda::CheckLaunch("AddSinusoidalPositionsKernel");
 }

@@ -15,7 +15,9 @@ namespace {
 
 using ::pipetrain::cuda::BlockSum;
 using ::pipetrain::cuda::ComputeStream;
+using ::pipetrain::cuda::ForDType;
 using ::pipetrain::cuda::FromFloat;
+using ::pipetrain::cuda::Ptr;
 using ::pipetrain::cuda::ToFloat;
 
 constexpr int kRowThreads = 256;
@@ -119,8 +121,8 @@ __global__ void SumChunksKernel(const float* partial_g, const float* partial_b, 
 }
 
 template <typename T>
-__global__ void PowerNormForwardKernel(const T* x, int d, float power, float eps, T* y,
-                                       float* mean, float* sigma) {
+__global__ void PowerNormForwardKernel(const T* x, int d, float power, float eps, T* y, float* mean,
+                                       float* sigma) {
   __shared__ float scratch[32];
   const int64_t r = blockIdx.x;
   const T* xr = x + r * d;
@@ -129,7 +131,8 @@ __global__ void PowerNormForwardKernel(const T* x, int d, float power, float eps
   RowMoments(xr, d, scratch, &m, &var);
   const float s = sqrtf(var + eps);
   const float scale = powf(s, -power);
-  for (int j = threadIdx.x; j < d; j += blockDim.x) yr[j] = FromFloat<T>((ToFloat(xr[j]) - m) * scale);
+  for (int j = threadIdx.x; j < d; j += blockDim.x)
+    yr[j] = FromFloat<T>((ToFloat(xr[j]) - m) * scale);
   if (threadIdx.x == 0 && mean != nullptr) {
     mean[r] = m;
     sigma[r] = s;
@@ -162,17 +165,6 @@ __global__ void PowerNormBackwardKernel(const T* x, const float* mean, const flo
 }
 
 float* F32(const Tensor& t) { return static_cast<float*>(t.raw_data()); }
-template <typename T>
-T* Ptr(const Tensor& t) {
-  return static_cast<T*>(t.raw_data());
-}
-
-// Calls fn with a null pointer of the element type of x (bf16 or f32).
-template <typename Fn>
-absl::Status ForDType(const Tensor& x, Fn fn) {
-  if (x.dtype() == DType::kBF16) return fn(static_cast<__nv_bfloat16*>(nullptr));
-  return fn(static_cast<float*>(nullptr));
-}
 
 }  // namespace
 
@@ -231,7 +223,7 @@ absl::Status LayerNormBackwardWeight(const Tensor& x, const LayerNormSaved& save
     return ::pipetrain::cuda::CheckLaunch("LayerNormWeightPartialKernel");
   }));
   SumChunksKernel<<<(d + 255) / 256, 256, 0, ComputeStream()>>>(F32(partial_g), F32(partial_b),
-                                                                 chunks, d, F32(dgamma), F32(dbeta));
+                                                                chunks, d, F32(dgamma), F32(dbeta));
   return ::pipetrain::cuda::CheckLaunch("SumChunksKernel");
 }
 

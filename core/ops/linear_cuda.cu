@@ -31,9 +31,7 @@ using ::pipetrain::cuda::ToFloat;
 constexpr int kBiasRowsPerChunk = 64;
 constexpr int kBiasColumns = 128;
 
-cudaDataType_t BlasType(DType dtype) {
-  return dtype == DType::kBF16 ? CUDA_R_16BF : CUDA_R_32F;
-}
+cudaDataType_t BlasType(DType dtype) { return dtype == DType::kBF16 ? CUDA_R_16BF : CUDA_R_32F; }
 
 // Owners of the cuBLASLt descriptors, so every early return frees them.
 struct DescDeleter {
@@ -63,8 +61,7 @@ absl::StatusOr<Layout> MakeLayout(const Operand& m) {
 // D = alpha·op(A)·op(B) + beta·D, column-major, D of shape [m, n] (m = d.rows).
 // `bias` (length m, D's dtype) is added through the BIAS epilogue when not null.
 absl::Status Matmul(bool trans_a, const Operand& a, bool trans_b, const Operand& b, float beta,
-                    void* d_data, cudaDataType_t d_type, int64_t m, int64_t n,
-                    const void* bias) {
+                    void* d_data, cudaDataType_t d_type, int64_t m, int64_t n, const void* bias) {
   PT_ASSIGN_OR_RETURN(::pipetrain::cuda::Context * ctx, ::pipetrain::cuda::GetContext());
   cublasLtMatmulDesc_t raw_op = nullptr;
   PT_BLAS_RETURN_IF_ERROR(cublasLtMatmulDescCreate(&raw_op, CUBLAS_COMPUTE_32F, CUDA_R_32F),
@@ -136,17 +133,16 @@ absl::Status Matmul(bool trans_a, const Operand& a, bool trans_b, const Operand&
   // filter leave nothing, any scheme beats failing.
   cublasLtMatmulHeuristicResult_t heuristic = {};
   int found = 0;
-  for (const uint32_t reduction :
-       {uint32_t{CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE}, uint32_t{CUBLASLT_REDUCTION_SCHEME_MASK}}) {
+  for (const uint32_t reduction : {uint32_t{CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE},
+                                   uint32_t{CUBLASLT_REDUCTION_SCHEME_MASK}}) {
     PT_BLAS_RETURN_IF_ERROR(
         cublasLtMatmulPreferenceSetAttribute(pref.get(), CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK,
                                              &reduction, sizeof(reduction)),
         "cublasLtMatmulPreferenceSetAttribute(REDUCTION_SCHEME_MASK)");
     // "Not supported" is how it may say that it found nothing.
-    const cublasStatus_t st =
-        cublasLtMatmulAlgoGetHeuristic(ctx->blas_lt, op.get(), a_layout.get(), b_layout.get(),
-                                       d_layout.get(), d_layout.get(), pref.get(), 1, &heuristic,
-                                       &found);
+    const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(
+        ctx->blas_lt, op.get(), a_layout.get(), b_layout.get(), d_layout.get(), d_layout.get(),
+        pref.get(), 1, &heuristic, &found);
     if (st != CUBLAS_STATUS_NOT_SUPPORTED) {
       PT_BLAS_RETURN_IF_ERROR(st, "cublasLtMatmulAlgoGetHeuristic");
       if (found > 0) break;
@@ -160,9 +156,9 @@ absl::Status Matmul(bool trans_a, const Operand& a, bool trans_b, const Operand&
   }
   const float alpha = 1.f;
   PT_BLAS_RETURN_IF_ERROR(
-      cublasLtMatmul(ctx->blas_lt, op.get(), &alpha, a.data, a_layout.get(), b.data,
-                     b_layout.get(), &beta, d_data, d_layout.get(), d_data, d_layout.get(),
-                     &heuristic.algo, ctx->blas_workspace, workspace, ctx->stream),
+      cublasLtMatmul(ctx->blas_lt, op.get(), &alpha, a.data, a_layout.get(), b.data, b_layout.get(),
+                     &beta, d_data, d_layout.get(), d_data, d_layout.get(), &heuristic.algo,
+                     ctx->blas_workspace, workspace, ctx->stream),
       "cublasLtMatmul");
   return absl::OkStatus();
 }
@@ -213,8 +209,7 @@ absl::StatusOr<Tensor> LinearForward(const Tensor& x, const Tensor& w, const Ten
   Tensor y = Tensor::Empty(WithLastDim(x.shape(), out), x.dtype(), Device::kCuda);
   if (rows == 0) return y;
   const cudaDataType_t type = BlasType(x.dtype());
-  const bool fuse_bias =
-      b != nullptr && reinterpret_cast<uintptr_t>(b->raw_data()) % 16 == 0;
+  const bool fuse_bias = b != nullptr && reinterpret_cast<uintptr_t>(b->raw_data()) % 16 == 0;
   PT_RETURN_IF_ERROR(Matmul(/*trans_a=*/true, Operand{w.raw_data(), type, in, out},
                             /*trans_b=*/false, Operand{x.raw_data(), type, in, rows},
                             /*beta=*/0.f, y.raw_data(), type, out, rows,
@@ -226,9 +221,8 @@ absl::StatusOr<Tensor> LinearForward(const Tensor& x, const Tensor& w, const Ten
           static_cast<const __nv_bfloat16*>(b->raw_data()), rows, out,
           static_cast<__nv_bfloat16*>(y.raw_data()));
     } else {
-      AddBiasKernel<<<grid, 256, 0, ComputeStream()>>>(static_cast<const float*>(b->raw_data()),
-                                                       rows, out,
-                                                       static_cast<float*>(y.raw_data()));
+      AddBiasKernel<<<grid, 256, 0, ComputeStream()>>>(
+          static_cast<const float*>(b->raw_data()), rows, out, static_cast<float*>(y.raw_data()));
     }
     PT_RETURN_IF_ERROR(::pipetrain::cuda::CheckLaunch("AddBiasKernel"));
   }

@@ -13,18 +13,20 @@
 #include "gtest/gtest.h"
 
 // Ends the current test as skipped, with the reason, when there is no GPU.
-#define PT_REQUIRE_GPU()                                              \
-  do {                                                                \
-    std::string pt_why_;                                              \
+#define PT_REQUIRE_GPU()                                                                    \
+  do {                                                                                      \
+    std::string pt_why_;                                                                    \
     if (::pipetrain::CudaDeviceCount(&pt_why_) == 0) GTEST_SKIP() << "no GPU: " << pt_why_; \
   } while (0)
 
 namespace pipetrain::testing {
 
+// A CPU tensor rounded through `dtype` (what the GPU will hold), back in f64:
+// the CPU reference then sees exactly the GPU's inputs.
+inline Tensor Rounded(const Tensor& t, DType dtype) { return t.To(dtype).To(DType::kF64); }
+
 // A CPU f64 tensor converted to `dtype` and copied to the GPU.
-inline Tensor OnGpu(const Tensor& cpu, DType dtype) {
-  return cpu.To(dtype).CopyTo(Device::kCuda);
-}
+inline Tensor OnGpu(const Tensor& cpu, DType dtype) { return cpu.To(dtype).CopyTo(Device::kCuda); }
 
 // max_i |a_i − b_i| / (atol + rtol·|b_i|) ≤ 1 holds for every element; on
 // failure the message names the worst element. `a` may live on the GPU.
@@ -45,8 +47,8 @@ inline ::testing::AssertionResult AllClose(const Tensor& a, const Tensor& b, dou
     }
   }
   if (worst <= 1.0) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "element " << at << ": " << va[at] << " vs "
-                                       << vb[at] << " (rtol " << rtol << ", atol " << atol << ")";
+  return ::testing::AssertionFailure() << "element " << at << ": " << va[at] << " vs " << vb[at]
+                                       << " (rtol " << rtol << ", atol " << atol << ")";
 }
 
 // Tolerances for an op computed in `dtype` on the GPU against the CPU in f64:
