@@ -6,12 +6,12 @@
 #include <utility>
 #include <vector>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "core/config/enum_spelling.h"
 #include "core/status_macros.h"
 
 namespace pipetrain {
@@ -97,27 +97,6 @@ std::vector<Step> InterleavedSteps(int p, int m, int v, int rank) {
 
 }  // namespace
 
-const char* ScheduleKindName(ScheduleKind kind) {
-  switch (kind) {
-    case ScheduleKind::kGpipe:
-      return "gpipe";
-    case ScheduleKind::k1F1B:
-      return "1f1b";
-    case ScheduleKind::kInterleaved1F1B:
-      return "interleaved-1f1b";
-  }
-  return "?";
-}
-
-absl::StatusOr<ScheduleKind> ParseScheduleKind(absl::string_view name) {
-  for (ScheduleKind kind :
-       {ScheduleKind::kGpipe, ScheduleKind::k1F1B, ScheduleKind::kInterleaved1F1B}) {
-    if (absl::AsciiStrToLower(name) == ScheduleKindName(kind)) return kind;
-  }
-  return absl::InvalidArgumentError(absl::StrCat("unknown pipeline schedule \"", name,
-                                                 "\"; expected gpipe, 1f1b or interleaved-1f1b"));
-}
-
 std::vector<std::vector<int>> InterleavedPlacement(int stages, int chunks) {
   std::vector<std::vector<int>> placement(stages, std::vector<int>(chunks));
   for (int r = 0; r < stages; ++r) {
@@ -126,9 +105,12 @@ std::vector<std::vector<int>> InterleavedPlacement(int stages, int chunks) {
   return placement;
 }
 
-absl::StatusOr<Schedule> BuildSchedule(ScheduleKind kind, int stages, int microbatches,
+absl::StatusOr<Schedule> BuildSchedule(PipelineSchedule kind, int stages, int microbatches,
                                        int chunks) {
-  const char* name = ScheduleKindName(kind);
+  PT_CHECK_ARG(kind == SCHEDULE_GPIPE || kind == SCHEDULE_1F1B || kind == SCHEDULE_INTERLEAVED_1F1B,
+               "pipeline schedule ", EnumSpelling(kind), " is not one BuildSchedule knows; use ",
+               EnumChoices(PipelineSchedule_descriptor()));
+  const std::string name = EnumSpelling(kind);
   PT_CHECK_ARG(stages >= 1, name, " schedule: stages (p) = ", stages, ", expected >= 1");
   PT_CHECK_ARG(microbatches >= 1, name, " schedule: micro-batches (m) = ", microbatches,
                ", expected >= 1");
@@ -138,9 +120,9 @@ absl::StatusOr<Schedule> BuildSchedule(ScheduleKind kind, int stages, int microb
   const int64_t work = int64_t{stages} * microbatches * chunks;
   PT_CHECK_ARG(work <= (int64_t{1} << 24), name, " schedule: p·m·v = ", work,
                " is too large (at most 2^24)");
-  if (kind != ScheduleKind::kInterleaved1F1B) {
+  if (kind != SCHEDULE_INTERLEAVED_1F1B) {
     PT_CHECK_ARG(chunks == 1, name, " schedule: chunks per rank (v) = ", chunks,
-                 ", expected 1 (use interleaved-1f1b for several chunks per rank)");
+                 ", expected 1 (use interleaved for several chunks per rank)");
   } else {
     PT_CHECK_ARG(microbatches % stages == 0, name, " schedule: micro-batches (m) = ", microbatches,
                  " is not a multiple of the stages (p) = ", stages,
@@ -156,9 +138,9 @@ absl::StatusOr<Schedule> BuildSchedule(ScheduleKind kind, int stages, int microb
   schedule.ranks.resize(stages);
   for (int r = 0; r < stages; ++r) {
     std::vector<Step> steps;
-    if (kind == ScheduleKind::kGpipe) {
+    if (kind == SCHEDULE_GPIPE) {
       steps = GpipeSteps(microbatches);
-    } else if (kind == ScheduleKind::k1F1B || chunks == 1) {
+    } else if (kind == SCHEDULE_1F1B || chunks == 1) {
       steps = OneFOneBSteps(stages, microbatches, r);
     } else {
       steps = InterleavedSteps(stages, microbatches, chunks, r);

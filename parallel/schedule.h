@@ -23,18 +23,9 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "parallel/action.h"
+#include "proto/train_config.pb.h"
 
 namespace pipetrain {
-
-enum class ScheduleKind {
-  kGpipe,            // all forwards, then all backwards; needs v = 1
-  k1F1B,             // warm-up forwards, then one forward / one backward; needs v = 1
-  kInterleaved1F1B,  // 1F1B over v chunks per rank; needs m % p == 0
-};
-
-// "gpipe", "1f1b", "interleaved-1f1b".
-const char* ScheduleKindName(ScheduleKind kind);
-absl::StatusOr<ScheduleKind> ParseScheduleKind(absl::string_view name);
 
 struct Schedule {
   int stages = 1;        // p: ranks in the pipeline
@@ -52,12 +43,16 @@ struct Schedule {
 // placement[r][c] = c·p + r.
 std::vector<std::vector<int>> InterleavedPlacement(int stages, int chunks);
 
-// The schedule of `kind` for p = `stages` ranks, m = `microbatches` and
-// v = `chunks` chunks per rank. Errors name the argument and what is expected
-// (v must be 1 for GPipe and 1F1B; interleaved 1F1B needs m to be a multiple
-// of p, because it advances micro-batches in groups of p). Interleaved with
-// v = 1 is plain 1F1B.
-absl::StatusOr<Schedule> BuildSchedule(ScheduleKind kind, int stages, int microbatches, int chunks);
+// The schedule of `kind` (the spec's enum, proto/train_config.proto) for
+// p = `stages` ranks, m = `microbatches` and v = `chunks` chunks per rank.
+// Errors name the argument and what is expected (v must be 1 for GPipe and
+// 1F1B; interleaved 1F1B needs m to be a multiple of p, because it advances
+// micro-batches in groups of p; PIPELINE_SCHEDULE_UNSPECIFIED is refused, as
+// a resolved spec never holds it). Interleaved with v = 1 is plain 1F1B.
+// A user's word for a schedule ("1f1b") becomes the enum through
+// FindEnumValue (core/config/enum_spelling.h); EnumSpelling prints it back.
+absl::StatusOr<Schedule> BuildSchedule(PipelineSchedule kind, int stages, int microbatches,
+                                       int chunks);
 
 // One line per rank: "r0: F0c0 SEND_F0c0>1 F1c0 ...".
 std::string FormatSchedule(const Schedule& schedule);

@@ -20,7 +20,7 @@ using ::testing::HasSubstr;
 constexpr char kPython[] = "/usr/bin/python3";
 
 SimulationResult Simulate(int p, int m) {
-  absl::StatusOr<Schedule> s = BuildSchedule(ScheduleKind::k1F1B, p, m, 1);
+  absl::StatusOr<Schedule> s = BuildSchedule(SCHEDULE_1F1B, p, m, 1);
   EXPECT_TRUE(s.ok()) << s.status();
   SimulationCosts costs;
   costs.compute = {1.5, 3, 0.75};

@@ -35,6 +35,7 @@
 #include "core/config/spec_loader.h"
 #include "core/data/collate.h"
 #include "gtest/gtest.h"
+#include "models/spec_checks.h"
 #include "models/transformer_model.h"
 
 namespace pipetrain {
@@ -289,8 +290,10 @@ absl::StatusOr<ModelSpec> SpecOf(const GoldenCase& g) {
     no->set_last_layer(static_cast<int32_t>(ParseInt(o[2], &ok)));
     no->set_norm(norm);
   }
-  // The golden models are meant to be valid specs; dropout stays 0.
-  absl::Status valid = ValidateModelSpec(spec, g.name);
+  // The golden models are meant to be valid specs (norm rules included);
+  // dropout stays 0.
+  constexpr SpecCheck kNormChecks[] = {CheckModelNorms};
+  absl::Status valid = ValidateModelSpec(spec, g.name, kNormChecks);
   if (!valid.ok()) return valid;
   return spec;
 }

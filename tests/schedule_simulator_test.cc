@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "core/config/enum_spelling.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "parallel/schedule.h"
@@ -18,8 +19,7 @@ namespace {
 
 using ::testing::HasSubstr;
 
-constexpr ScheduleKind kKinds[] = {ScheduleKind::kGpipe, ScheduleKind::k1F1B,
-                                   ScheduleKind::kInterleaved1F1B};
+constexpr PipelineSchedule kKinds[] = {SCHEDULE_GPIPE, SCHEDULE_1F1B, SCHEDULE_INTERLEAVED_1F1B};
 
 std::string Msg(const absl::Status& status) { return std::string(status.message()); }
 
@@ -33,14 +33,14 @@ SimulationCosts Costs(double f, double b, double w) {
 // builder accepts.
 template <typename Body>
 void ForEachShape(Body body) {
-  for (ScheduleKind kind : kKinds) {
+  for (PipelineSchedule kind : kKinds) {
     for (int p : {1, 2, 3, 4, 8}) {
       for (int m = 1; m <= 16; ++m) {
         for (int v : {1, 2, 3, 4}) {
-          if (kind == ScheduleKind::kInterleaved1F1B ? m % p != 0 : v != 1) continue;
+          if (kind == SCHEDULE_INTERLEAVED_1F1B ? m % p != 0 : v != 1) continue;
           absl::StatusOr<Schedule> s = BuildSchedule(kind, p, m, v);
           ASSERT_TRUE(s.ok()) << s.status();
-          SCOPED_TRACE(absl::StrCat(ScheduleKindName(kind), " p=", p, " m=", m, " v=", v));
+          SCOPED_TRACE(absl::StrCat(EnumSpelling(kind), " p=", p, " m=", m, " v=", v));
           body(kind, p, m, v, *s);
         }
       }
@@ -54,7 +54,7 @@ void ForEachShape(Body body) {
 // are v = 1.
 TEST(SimulatorTest, BubbleMatchesTheClosedForm) {
   int shapes = 0;
-  ForEachShape([&](ScheduleKind, int p, int m, int v, const Schedule& s) {
+  ForEachShape([&](PipelineSchedule, int p, int m, int v, const Schedule& s) {
     ++shapes;
     absl::StatusOr<SimulationResult> r = SimulateSchedule(s, Costs(1, 2, 0));
     ASSERT_TRUE(r.ok()) << r.status();
@@ -81,7 +81,7 @@ TEST(SimulatorTest, BubbleMatchesTheClosedForm) {
 // stage, so fill and drain cost only t_f + t_b per stage:
 // bubble = (p − 1)(t_f + t_b) / (v·m(t_f + t_b + t_w) + (p − 1)(t_f + t_b)).
 TEST(SimulatorTest, SplitWeightGradientLeavesTheDrain) {
-  ForEachShape([&](ScheduleKind, int p, int m, int v, const Schedule& s) {
+  ForEachShape([&](PipelineSchedule, int p, int m, int v, const Schedule& s) {
     absl::StatusOr<SimulationResult> r = SimulateSchedule(s, Costs(1, 1, 1));
     ASSERT_TRUE(r.ok()) << r.status();
     EXPECT_EQ(r->step_time, 3.0 * v * m + 2.0 * (p - 1));
@@ -95,13 +95,13 @@ TEST(SimulatorTest, SplitWeightGradientLeavesTheDrain) {
 // GPipe holds every micro-batch; 1F1B min(p − r, m) on rank r; interleaved
 // its warm-up plus one: min(v·m, (v − 1)·p + 2·(p − r − 1) + 1).
 TEST(SimulatorTest, PeakLiveActivations) {
-  ForEachShape([&](ScheduleKind kind, int p, int m, int v, const Schedule& s) {
+  ForEachShape([&](PipelineSchedule kind, int p, int m, int v, const Schedule& s) {
     absl::StatusOr<SimulationResult> r = SimulateSchedule(s, Costs(1, 2, 0));
     ASSERT_TRUE(r.ok()) << r.status();
     for (int rank = 0; rank < p; ++rank) {
       int expected = std::min(p - rank, m);
-      if (kind == ScheduleKind::kGpipe) expected = m;
-      if (kind == ScheduleKind::kInterleaved1F1B && v > 1) {
+      if (kind == SCHEDULE_GPIPE) expected = m;
+      if (kind == SCHEDULE_INTERLEAVED_1F1B && v > 1) {
         expected = std::min(v * m, (v - 1) * p + 2 * (p - rank - 1) + 1);
       }
       EXPECT_EQ(r->ranks[rank].peak_live_activations, expected) << "rank " << rank;
@@ -115,7 +115,7 @@ TEST(SimulatorTest, PeakLiveActivations) {
 //   r1: RECV_F [1.75,2]  F [2,3]  B [3,5]  SEND_B [5,5.25] -> 5.75  W [5.25,5.75]
 //   r0: RECV_B [5.75,6]  B [6,8]  W [8,8.5]
 TEST(SimulatorTest, HandTimedRunWithCommunication) {
-  absl::StatusOr<Schedule> s = BuildSchedule(ScheduleKind::k1F1B, 2, 1, 1);
+  absl::StatusOr<Schedule> s = BuildSchedule(SCHEDULE_1F1B, 2, 1, 1);
   ASSERT_TRUE(s.ok());
   SimulationCosts costs = Costs(1, 2, 0.5);
   costs.send = 0.25;
@@ -145,7 +145,7 @@ TEST(SimulatorTest, HandTimedRunWithCommunication) {
 // stage 1 forwards end at 3, 5, 7; its backwards at 11, 15, 19; stage 0's
 // backwards wait for them and end at 13, 17, 21.
 TEST(SimulatorTest, PerStageCosts) {
-  absl::StatusOr<Schedule> s = BuildSchedule(ScheduleKind::kGpipe, 2, 3, 1);
+  absl::StatusOr<Schedule> s = BuildSchedule(SCHEDULE_GPIPE, 2, 3, 1);
   ASSERT_TRUE(s.ok());
   SimulationCosts costs;
   costs.per_virtual_stage = {{1, 2, 0}, {2, 4, 0}};
@@ -162,7 +162,7 @@ TEST(SimulatorTest, PerStageCosts) {
 }
 
 TEST(SimulatorTest, RejectsBadCostsAndInvalidSchedules) {
-  absl::StatusOr<Schedule> s = BuildSchedule(ScheduleKind::k1F1B, 2, 2, 1);
+  absl::StatusOr<Schedule> s = BuildSchedule(SCHEDULE_1F1B, 2, 2, 1);
   ASSERT_TRUE(s.ok());
   EXPECT_THAT(Msg(SimulateSchedule(*s, Costs(-1, 1, 1)).status()), HasSubstr("forward = -1"));
   SimulationCosts costs;
@@ -195,7 +195,7 @@ TEST(SimulatorTest, NamesATwoRankDeadlock) {
 // Three ranks: the same cycle between ranks 0 and 1 stalls rank 2 too, which
 // is blocked but not part of the cycle.
 TEST(SimulatorTest, NamesTheCycleAmongBlockedRanks) {
-  absl::StatusOr<Schedule> s = BuildSchedule(ScheduleKind::k1F1B, 3, 2, 1);
+  absl::StatusOr<Schedule> s = BuildSchedule(SCHEDULE_1F1B, 3, 2, 1);
   ASSERT_TRUE(s.ok());
   std::vector<Action>& r0 = s->ranks[0];
   ASSERT_EQ(FormatAction(r0[2]), "F1c0");
@@ -207,7 +207,7 @@ TEST(SimulatorTest, NamesTheCycleAmongBlockedRanks) {
 }
 
 TEST(SimulatorTest, OneRankHasNoBubble) {
-  absl::StatusOr<Schedule> s = BuildSchedule(ScheduleKind::kInterleaved1F1B, 1, 5, 3);
+  absl::StatusOr<Schedule> s = BuildSchedule(SCHEDULE_INTERLEAVED_1F1B, 1, 5, 3);
   ASSERT_TRUE(s.ok());
   absl::StatusOr<SimulationResult> r = SimulateSchedule(*s, Costs(1, 2, 0.5));
   ASSERT_TRUE(r.ok()) << r.status();

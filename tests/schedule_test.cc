@@ -7,6 +7,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "core/config/enum_spelling.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "parallel/action.h"
@@ -17,14 +18,13 @@ namespace {
 
 using ::testing::HasSubstr;
 
-constexpr ScheduleKind kKinds[] = {ScheduleKind::kGpipe, ScheduleKind::k1F1B,
-                                   ScheduleKind::kInterleaved1F1B};
+constexpr PipelineSchedule kKinds[] = {SCHEDULE_GPIPE, SCHEDULE_1F1B, SCHEDULE_INTERLEAVED_1F1B};
 
 std::string Msg(const absl::Status& status) { return std::string(status.message()); }
 
 // Builds p, m, v, or says why the builder must refuse them.
-bool ShouldBuild(ScheduleKind kind, int p, int m, int v) {
-  return kind == ScheduleKind::kInterleaved1F1B ? m % p == 0 : v == 1;
+bool ShouldBuild(PipelineSchedule kind, int p, int m, int v) {
+  return kind == SCHEDULE_INTERLEAVED_1F1B ? m % p == 0 : v == 1;
 }
 
 TEST(ActionTest, TextRoundTrips) {
@@ -56,19 +56,32 @@ TEST(ActionTest, ParseRejectsMalformedText) {
   }
 }
 
-TEST(ScheduleKindTest, NamesRoundTrip) {
-  for (ScheduleKind kind : kKinds) {
-    absl::StatusOr<ScheduleKind> parsed = ParseScheduleKind(ScheduleKindName(kind));
-    ASSERT_TRUE(parsed.ok());
-    EXPECT_EQ(*parsed, kind);
+// A user's word for a schedule reaches BuildSchedule through the one parser
+// (FindEnumValue); each schedule prints as the word users write.
+TEST(ScheduleKindTest, SpellingsRoundTrip) {
+  for (PipelineSchedule kind : kKinds) {
+    const google::protobuf::EnumValueDescriptor* parsed =
+        FindEnumValue(PipelineSchedule_descriptor(), EnumSpelling(kind));
+    ASSERT_NE(parsed, nullptr) << EnumSpelling(kind);
+    EXPECT_EQ(parsed->number(), kind);
   }
-  EXPECT_EQ(*ParseScheduleKind("1F1B"), ScheduleKind::k1F1B);
-  EXPECT_THAT(Msg(ParseScheduleKind("zb-h1").status()), HasSubstr("zb-h1"));
+  EXPECT_EQ(EnumSpelling(SCHEDULE_GPIPE), "gpipe");
+  EXPECT_EQ(EnumSpelling(SCHEDULE_1F1B), "1f1b");
+  EXPECT_EQ(EnumSpelling(SCHEDULE_INTERLEAVED_1F1B), "interleaved");
+  EXPECT_EQ(FindEnumValue(PipelineSchedule_descriptor(), "1F1B")->number(), SCHEDULE_1F1B);
+  EXPECT_EQ(FindEnumValue(PipelineSchedule_descriptor(), "zb-h1"), nullptr);
+}
+
+TEST(ScheduleKindTest, UnspecifiedIsRefused) {
+  EXPECT_THAT(Msg(BuildSchedule(PIPELINE_SCHEDULE_UNSPECIFIED, 2, 2, 1).status()),
+              HasSubstr("PIPELINE_SCHEDULE_UNSPECIFIED is not one BuildSchedule knows"));
+  EXPECT_THAT(Msg(BuildSchedule(static_cast<PipelineSchedule>(9), 2, 2, 1).status()),
+              HasSubstr("use gpipe (SCHEDULE_GPIPE), 1f1b (SCHEDULE_1F1B)"));
 }
 
 // Hand-derived from the definitions: rank 0 warms up with one forward.
 TEST(BuildScheduleTest, OneFOneBTwoStagesTwoMicrobatches) {
-  absl::StatusOr<Schedule> s = BuildSchedule(ScheduleKind::k1F1B, 2, 2, 1);
+  absl::StatusOr<Schedule> s = BuildSchedule(SCHEDULE_1F1B, 2, 2, 1);
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_EQ(FormatSchedule(*s),
             "r0: F0c0 SEND_F0c0>1 F1c0 SEND_F1c0>1 RECV_B0c0<1 B0c0 W0c0 RECV_B1c0<1 B1c0 W1c0\n"
@@ -76,7 +89,7 @@ TEST(BuildScheduleTest, OneFOneBTwoStagesTwoMicrobatches) {
 }
 
 TEST(BuildScheduleTest, GpipeRunsAllForwardsFirst) {
-  absl::StatusOr<Schedule> s = BuildSchedule(ScheduleKind::kGpipe, 2, 2, 1);
+  absl::StatusOr<Schedule> s = BuildSchedule(SCHEDULE_GPIPE, 2, 2, 1);
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_EQ(FormatSchedule(*s),
             "r0: F0c0 SEND_F0c0>1 F1c0 SEND_F1c0>1 RECV_B0c0<1 B0c0 W0c0 RECV_B1c0<1 B1c0 W1c0\n"
@@ -86,7 +99,7 @@ TEST(BuildScheduleTest, GpipeRunsAllForwardsFirst) {
 // p = 2, m = 2, v = 2: virtual stages 0, 1, 2, 3 on r0c0, r1c0, r0c1, r1c1.
 // Warm-up is 2·(p − r − 1) + (v − 1)·p: all 4 forwards on rank 0, 2 on rank 1.
 TEST(BuildScheduleTest, InterleavedTwoStagesTwoChunks) {
-  absl::StatusOr<Schedule> s = BuildSchedule(ScheduleKind::kInterleaved1F1B, 2, 2, 2);
+  absl::StatusOr<Schedule> s = BuildSchedule(SCHEDULE_INTERLEAVED_1F1B, 2, 2, 2);
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_EQ(FormatSchedule(*s),
             "r0: F0c0 SEND_F0c0>1 F1c0 SEND_F1c0>1 RECV_F0c1<1 F0c1 SEND_F0c1>1 RECV_F1c1<1 "
@@ -98,7 +111,7 @@ TEST(BuildScheduleTest, InterleavedTwoStagesTwoChunks) {
 }
 
 TEST(BuildScheduleTest, OneRankManyChunksHandsOverLocally) {
-  absl::StatusOr<Schedule> s = BuildSchedule(ScheduleKind::kInterleaved1F1B, 1, 2, 3);
+  absl::StatusOr<Schedule> s = BuildSchedule(SCHEDULE_INTERLEAVED_1F1B, 1, 2, 3);
   ASSERT_TRUE(s.ok()) << s.status();
   for (const Action& a : s->ranks[0]) EXPECT_TRUE(IsCompute(a.type)) << FormatAction(a);
   EXPECT_TRUE(ValidateSchedule(*s).ok()) << ValidateSchedule(*s);
@@ -107,24 +120,23 @@ TEST(BuildScheduleTest, OneRankManyChunksHandsOverLocally) {
 TEST(BuildScheduleTest, InterleavedWithOneChunkIsOneFOneB) {
   for (int p : {1, 2, 4}) {
     for (int m : {4, 8}) {
-      EXPECT_EQ(FormatSchedule(*BuildSchedule(ScheduleKind::kInterleaved1F1B, p, m, 1)),
-                FormatSchedule(*BuildSchedule(ScheduleKind::k1F1B, p, m, 1)));
+      EXPECT_EQ(FormatSchedule(*BuildSchedule(SCHEDULE_INTERLEAVED_1F1B, p, m, 1)),
+                FormatSchedule(*BuildSchedule(SCHEDULE_1F1B, p, m, 1)));
     }
   }
 }
 
 TEST(BuildScheduleTest, RejectsBadShapesWithReasons) {
-  EXPECT_THAT(Msg(BuildSchedule(ScheduleKind::k1F1B, 0, 4, 1).status()), HasSubstr("stages (p)"));
-  EXPECT_THAT(Msg(BuildSchedule(ScheduleKind::k1F1B, 2, 0, 1).status()),
-              HasSubstr("micro-batches (m)"));
-  EXPECT_THAT(Msg(BuildSchedule(ScheduleKind::kInterleaved1F1B, 2, 4, 0).status()),
+  EXPECT_THAT(Msg(BuildSchedule(SCHEDULE_1F1B, 0, 4, 1).status()), HasSubstr("stages (p)"));
+  EXPECT_THAT(Msg(BuildSchedule(SCHEDULE_1F1B, 2, 0, 1).status()), HasSubstr("micro-batches (m)"));
+  EXPECT_THAT(Msg(BuildSchedule(SCHEDULE_INTERLEAVED_1F1B, 2, 4, 0).status()),
               HasSubstr("chunks per rank (v)"));
-  EXPECT_THAT(Msg(BuildSchedule(ScheduleKind::kGpipe, 2, 4, 2).status()),
-              HasSubstr("use interleaved-1f1b"));
-  const std::string msg = Msg(BuildSchedule(ScheduleKind::kInterleaved1F1B, 4, 6, 2).status());
+  EXPECT_THAT(Msg(BuildSchedule(SCHEDULE_GPIPE, 2, 4, 2).status()),
+              HasSubstr("use interleaved for several chunks per rank"));
+  const std::string msg = Msg(BuildSchedule(SCHEDULE_INTERLEAVED_1F1B, 4, 6, 2).status());
   EXPECT_THAT(msg, HasSubstr("not a multiple of the stages (p) = 4"));
   EXPECT_THAT(msg, HasSubstr("m = 8"));
-  EXPECT_FALSE(BuildSchedule(ScheduleKind::kGpipe, 4096, 4097, 1).ok());
+  EXPECT_FALSE(BuildSchedule(SCHEDULE_GPIPE, 4096, 4097, 1).ok());
 }
 
 // Every built schedule over the grid validates, runs each (micro-batch,
@@ -132,13 +144,13 @@ TEST(BuildScheduleTest, RejectsBadShapesWithReasons) {
 // boundaries between virtual stages on different ranks.
 TEST(BuildScheduleTest, GridValidatesWithExpectedCounts) {
   int built = 0;
-  for (ScheduleKind kind : kKinds) {
+  for (PipelineSchedule kind : kKinds) {
     for (int p : {1, 2, 3, 4, 8}) {
       for (int m = 1; m <= 16; ++m) {
         for (int v : {1, 2, 3, 4}) {
           absl::StatusOr<Schedule> s = BuildSchedule(kind, p, m, v);
           ASSERT_EQ(s.ok(), ShouldBuild(kind, p, m, v))
-              << ScheduleKindName(kind) << " p" << p << " m" << m << " v" << v;
+              << EnumSpelling(kind) << " p" << p << " m" << m << " v" << v;
           if (!s.ok()) continue;
           ++built;
           ASSERT_TRUE(ValidateSchedule(*s).ok()) << ValidateSchedule(*s);
@@ -214,7 +226,7 @@ TEST(ValidateScheduleTest, CatchesMissingRecv) {
 
 TEST(ValidateScheduleTest, CatchesSendToTheWrongPeer) {
   // Three ranks; rank 0 sends micro-batch 0 past its neighbour.
-  absl::StatusOr<Schedule> s = BuildSchedule(ScheduleKind::k1F1B, 3, 3, 1);
+  absl::StatusOr<Schedule> s = BuildSchedule(SCHEDULE_1F1B, 3, 3, 1);
   ASSERT_TRUE(s.ok());
   ASSERT_EQ(FormatAction(s->ranks[0][1]), "SEND_F0c0>1");
   s->ranks[0][1].peer = 2;
@@ -256,7 +268,7 @@ TEST(ValidateScheduleTest, CatchesOutOfRangeFields) {
 }
 
 TEST(ValidateScheduleTest, CatchesAStagePlacedTwice) {
-  absl::StatusOr<Schedule> s = BuildSchedule(ScheduleKind::kInterleaved1F1B, 2, 2, 2);
+  absl::StatusOr<Schedule> s = BuildSchedule(SCHEDULE_INTERLEAVED_1F1B, 2, 2, 2);
   ASSERT_TRUE(s.ok());
   s->placement[1][1] = 2;  // virtual stage 2 on two ranks, stage 3 on none
   EXPECT_THAT(Msg(ValidateSchedule(*s)),
@@ -276,7 +288,7 @@ TEST(ValidateScheduleTest, CatchesLocalOrderOfNeighbouringStages) {
 }
 
 TEST(ValidateScheduleTest, ListsAtMostTenProblems) {
-  absl::StatusOr<Schedule> s = BuildSchedule(ScheduleKind::k1F1B, 4, 16, 1);
+  absl::StatusOr<Schedule> s = BuildSchedule(SCHEDULE_1F1B, 4, 16, 1);
   ASSERT_TRUE(s.ok());
   s->ranks[2].clear();
   EXPECT_THAT(Msg(ValidateSchedule(*s)), HasSubstr("more problems"));

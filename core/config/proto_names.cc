@@ -3,7 +3,6 @@
 #include <algorithm>
 
 #include "absl/strings/ascii.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
 
 namespace pipetrain::config_internal {
@@ -42,15 +41,6 @@ std::string FieldNameList(const pb::Descriptor* message) {
   return absl::StrJoin(FieldNames(message), ", ");
 }
 
-std::vector<std::string> EnumValueNames(const pb::EnumDescriptor* enum_type) {
-  std::vector<std::string> names;
-  for (int i = 0; i < enum_type->value_count(); ++i) {
-    const std::string& name = enum_type->value(i)->name();
-    if (!absl::EndsWith(name, "_UNSPECIFIED")) names.push_back(name);
-  }
-  return names;
-}
-
 std::string ClosestName(const std::string& name, const std::vector<std::string>& candidates) {
   const std::string lower = absl::AsciiStrToLower(name);
   std::string best;
@@ -71,19 +61,6 @@ std::string ClosestName(const std::string& name, const std::vector<std::string>&
 std::string DidYouMean(const std::string& name, const std::vector<std::string>& candidates) {
   const std::string best = ClosestName(name, candidates);
   return best.empty() ? "" : " (did you mean '" + best + "'?)";
-}
-
-const pb::EnumValueDescriptor* FindEnumValue(const pb::EnumDescriptor* enum_type,
-                                             const std::string& name) {
-  if (const pb::EnumValueDescriptor* exact = enum_type->FindValueByName(name)) return exact;
-  const pb::EnumValueDescriptor* found = nullptr;
-  for (int i = 0; i < enum_type->value_count(); ++i) {
-    if (absl::EqualsIgnoreCase(enum_type->value(i)->name(), name)) {
-      if (found != nullptr) return nullptr;
-      found = enum_type->value(i);
-    }
-  }
-  return found;
 }
 
 }  // namespace pipetrain::config_internal

@@ -1,6 +1,6 @@
 // Name lists and "did you mean" suggestions over protobuf descriptors, shared
 // by the text-format error hints and the --set path resolver so that both
-// answer a typo the same way.
+// answer a typo the same way. Enum values: core/config/enum_spelling.h.
 #ifndef PIPETRAIN_CORE_CONFIG_PROTO_NAMES_H_
 #define PIPETRAIN_CORE_CONFIG_PROTO_NAMES_H_
 
@@ -14,10 +14,6 @@ namespace pipetrain::config_internal {
 // "a, b, c": the message's field names in declaration order.
 std::string FieldNameList(const google::protobuf::Descriptor* message);
 
-// The enum's value names, without the *_UNSPECIFIED placeholder (writing it
-// is never what a user means).
-std::vector<std::string> EnumValueNames(const google::protobuf::EnumDescriptor* enum_type);
-
 // The candidate closest to `name` (case-insensitive edit distance), or "" when
 // none is close enough to be a plausible typo.
 std::string ClosestName(const std::string& name, const std::vector<std::string>& candidates);
@@ -26,11 +22,6 @@ std::vector<std::string> FieldNames(const google::protobuf::Descriptor* message)
 
 // " (did you mean 'x'?)" or "" when nothing is close.
 std::string DidYouMean(const std::string& name, const std::vector<std::string>& candidates);
-
-// The enum value of `enum_type` named `name`: exact, else the unique
-// case-insensitive match (so `norm=deepnorm` works); null when neither.
-const google::protobuf::EnumValueDescriptor* FindEnumValue(
-    const google::protobuf::EnumDescriptor* enum_type, const std::string& name);
 
 }  // namespace pipetrain::config_internal
 

@@ -74,7 +74,7 @@ void ApplyDefaults(RunSpec* spec) {
   PipelineConfig& pipe = *t.mutable_pipeline();
   if (pipe.stages() == 0) pipe.set_stages(1);
   if (pipe.chunks() == 0) pipe.set_chunks(1);
-  if (pipe.schedule().empty()) pipe.set_schedule("1f1b");
+  if (pipe.schedule() == PIPELINE_SCHEDULE_UNSPECIFIED) pipe.set_schedule(SCHEDULE_1F1B);
   if (pipe.partition().empty()) pipe.set_partition("uniform");
   if (pipe.recompute().empty()) pipe.set_recompute("none");
   SyntheticData& s = *t.mutable_synthetic();
@@ -101,7 +101,8 @@ void ApplyDefaults(RunSpec* spec) {
 }
 
 absl::StatusOr<RunSpec> LoadRunSpec(const std::string& spec_path, const std::string& config_path,
-                                    const std::vector<std::string>& overrides) {
+                                    const std::vector<std::string>& overrides,
+                                    absl::Span<const SpecCheck> checks) {
   PT_ASSIGN_OR_RETURN(const std::string spec_text, ReadFile(spec_path, "spec file"));
   PT_ASSIGN_OR_RETURN(RunSpec spec, ParseRunSpecText(spec_text, spec_path));
   std::string label = spec_path;
@@ -116,7 +117,7 @@ absl::StatusOr<RunSpec> LoadRunSpec(const std::string& spec_path, const std::str
   }
   // Validation sees the spec before defaults fill it so that it can tell a
   // missing train block from a bad one; it checks the defaulted values anyway.
-  PT_RETURN_IF_ERROR(ValidateRunSpec(spec, label));
+  PT_RETURN_IF_ERROR(ValidateRunSpec(spec, label, checks));
   ApplyDefaults(&spec);
   return spec;
 }

@@ -11,13 +11,16 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "core/config/spec_problems.h"
 #include "proto/model_spec.pb.h"
 #include "proto/run_spec.pb.h"
 #include "proto/train_config.pb.h"
 
 namespace pipetrain {
 
-// Parses a RunSpec in protobuf text format. A syntax error, an unknown field
+// Parses a RunSpec in protobuf text format, where an enum value may also be
+// written by its spelling (text_enum_spelling.h). A syntax error, an unknown field
 // or enum value, or a value of the wrong type gives InvalidArgument
 // "FILENAME:LINE:COL: message" (1-based) followed by a hint (for an unknown
 // field, the valid field names of that message).
@@ -32,9 +35,10 @@ absl::StatusOr<TrainConfig> ParseTrainConfigText(const std::string& text,
 // field path from RunSpec (`model.d_model`, `train.adamw.beta2`); the leading
 // `model.` or `train.` may be left out when the first component names a field
 // of exactly one of ModelSpec and TrainConfig (`d_model=128`, `steps=5`,
-// `synthetic.max_length=8`). Enum values are given by name (`norm=PRE_LN`),
-// booleans as true/false, strings with or without double quotes. Repeated
-// fields (norm_override) cannot be set this way.
+// `synthetic.max_length=8`). Enum values are given by name in any case
+// (`norm=PRE_LN`, `norm=pre_ln`) or by spelling (`pipeline.schedule=1f1b`,
+// enum_spelling.h), booleans as true/false, strings with or without double
+// quotes. Repeated fields (norm_override) cannot be set this way.
 absl::Status ApplyOverride(RunSpec* spec, const std::string& assignment);
 
 // Fills every value the protos document as "default X when 0/unset".
@@ -42,21 +46,27 @@ absl::Status ApplyOverride(RunSpec* spec, const std::string& assignment);
 // BRANCHNORM, so a spec without it keeps an empty branch_norm block.
 void ApplyDefaults(RunSpec* spec);
 
-// Semantic checks of a whole spec. Values the protos define as "0 means
-// default" are checked as their defaults, so the spec may be validated before
-// or after ApplyDefaults. All problems are reported at once, one per line,
-// each as "FILENAME: field=value problem; what is allowed".
-absl::Status ValidateRunSpec(const RunSpec& spec, const std::string& filename);
-// The model half alone (for commands that do not train: plan, translate).
-absl::Status ValidateModelSpec(const ModelSpec& model, const std::string& filename);
+// Semantic checks of a whole spec: the fields core/ knows, then `checks`,
+// the rules of the libraries above it (spec_problems.h; every check a run
+// needs is listed in launcher/run_spec_checks.h). Values the protos define as
+// "0 means default" are checked as their defaults, so the spec may be
+// validated before or after ApplyDefaults. All problems are reported at once,
+// one per line, each as "FILENAME: field=value problem; what is allowed".
+absl::Status ValidateRunSpec(const RunSpec& spec, const std::string& filename,
+                             absl::Span<const SpecCheck> checks = {});
+// The model half alone (for commands that do not train: plan, translate);
+// `checks` see a RunSpec with an empty train block.
+absl::Status ValidateModelSpec(const ModelSpec& model, const std::string& filename,
+                               absl::Span<const SpecCheck> checks = {});
 
 // Reads `spec_path`, merges the TrainConfig in `config_path` (if non-empty)
 // into its `train` block (protobuf MergeFrom: fields set in the config replace
 // the spec's; a proto3 scalar written as 0 counts as not set), applies
-// `overrides` in order, then ApplyDefaults and ValidateRunSpec. A file that
-// cannot be read gives NotFound naming the path.
+// `overrides` in order, then ValidateRunSpec with `checks` and ApplyDefaults.
+// A file that cannot be read gives NotFound naming the path.
 absl::StatusOr<RunSpec> LoadRunSpec(const std::string& spec_path, const std::string& config_path,
-                                    const std::vector<std::string>& overrides);
+                                    const std::vector<std::string>& overrides,
+                                    absl::Span<const SpecCheck> checks = {});
 
 // The spec in text format, as logged at start and stored in checkpoints;
 // ParseRunSpecText of it gives back an equal message.

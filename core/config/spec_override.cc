@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "core/config/enum_spelling.h"
 #include "core/config/proto_names.h"
 #include "core/config/spec_loader.h"
 #include "google/protobuf/descriptor.h"
@@ -23,10 +24,16 @@ namespace {
 
 namespace pb = google::protobuf;
 using config_internal::DidYouMean;
-using config_internal::EnumValueNames;
 using config_internal::FieldNameList;
 using config_internal::FieldNames;
-using config_internal::FindEnumValue;
+
+// Values may be quoted as in a spec file (`dtype="f64"`, `schedule="1f1b"`).
+std::string Unquoted(const std::string& value) {
+  if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
+    return value.substr(1, value.size() - 2);
+  }
+  return value;
+}
 
 std::string TypeName(const pb::FieldDescriptor* field) {
   if (field->enum_type() != nullptr) return field->enum_type()->name();
@@ -115,21 +122,18 @@ absl::Status SetValue(pb::Message* message, const pb::FieldDescriptor* field,
       return absl::OkStatus();
     }
     case pb::FieldDescriptor::CPPTYPE_ENUM: {
-      const pb::EnumValueDescriptor* v = FindEnumValue(field->enum_type(), value);
+      const pb::EnumValueDescriptor* v = FindEnumValue(field->enum_type(), Unquoted(value));
       if (v == nullptr) {
-        const std::vector<std::string> names = EnumValueNames(field->enum_type());
         return absl::InvalidArgumentError(
             absl::StrCat(where, ": '", value, "' is not a ", field->enum_type()->name(),
-                         DidYouMean(value, names), "; ", field_path,
-                         " takes one of: ", absl::StrJoin(names, ", ")));
+                         DidYouMean(value, EnumWords(field->enum_type())), "; ", field_path,
+                         " takes one of: ", EnumChoices(field->enum_type())));
       }
       r->SetEnum(message, field, v);
       return absl::OkStatus();
     }
     case pb::FieldDescriptor::CPPTYPE_STRING: {
-      std::string v = value;
-      if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
-      r->SetString(message, field, v);
+      r->SetString(message, field, Unquoted(value));
       return absl::OkStatus();
     }
     case pb::FieldDescriptor::CPPTYPE_MESSAGE:

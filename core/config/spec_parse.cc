@@ -1,7 +1,8 @@
 // Text-format parsing of spec and config files. Protobuf's own messages say
 // what went wrong but point at the token after the culprit with 0-based,
 // tab-expanded columns; this file moves the position onto the culprit, makes it
-// 1-based in bytes, quotes the line, and adds a hint on how to fix it.
+// 1-based in bytes, quotes the line, and adds a hint on how to fix it. Enum
+// values may be written by their spelling (text_enum_spelling.h).
 #include <set>
 #include <string>
 #include <vector>
@@ -10,8 +11,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "core/config/enum_spelling.h"
 #include "core/config/proto_names.h"
+#include "core/config/source_text.h"
 #include "core/config/spec_loader.h"
+#include "core/config/text_enum_spelling.h"
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
 
@@ -20,9 +24,9 @@ namespace {
 
 namespace pb = google::protobuf;
 using config_internal::DidYouMean;
-using config_internal::EnumValueNames;
 using config_internal::FieldNameList;
 using config_internal::FieldNames;
+using config_internal::SourceText;
 
 struct ParseError {
   int line = 0;    // 0-based
@@ -54,73 +58,6 @@ std::string QuotedAfter(const std::string& message, const std::string& prefix) {
   if (close == std::string::npos) return "";
   return message.substr(open + 1, close - open - 1);
 }
-
-bool IsIdentifierChar(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
-}
-
-class SourceText {
- public:
-  explicit SourceText(const std::string& text) : text_(text) {
-    line_starts_.push_back(0);
-    for (size_t i = 0; i < text.size(); ++i) {
-      if (text[i] == '\n') line_starts_.push_back(i + 1);
-    }
-  }
-
-  // Byte offset of protobuf's (line, tab-expanded column).
-  size_t Offset(int line, int column) const {
-    if (line < 0) return 0;
-    if (static_cast<size_t>(line) >= line_starts_.size()) return text_.size();
-    size_t offset = line_starts_[line];
-    int visual = 0;
-    while (offset < text_.size() && text_[offset] != '\n' && visual < column) {
-      visual = text_[offset] == '\t' ? (visual / 8 + 1) * 8 : visual + 1;
-      ++offset;
-    }
-    return offset;
-  }
-
-  // 0-based line of a byte offset.
-  int LineOf(size_t offset) const {
-    int line = 0;
-    while (static_cast<size_t>(line + 1) < line_starts_.size() &&
-           line_starts_[line + 1] <= offset) {
-      ++line;
-    }
-    return line;
-  }
-
-  size_t LineStart(int line) const { return line_starts_[line]; }
-
-  std::string Line(int line) const {
-    if (static_cast<size_t>(line) >= line_starts_.size()) return "";
-    const size_t start = line_starts_[line];
-    const size_t end = text_.find('\n', start);
-    return text_.substr(start, end == std::string::npos ? std::string::npos : end - start);
-  }
-
-  // Start of the last whole-identifier occurrence of `token` before `limit`.
-  size_t FindTokenBefore(const std::string& token, size_t limit) const {
-    if (token.empty()) return std::string::npos;
-    size_t end = std::min(limit, text_.size());
-    while (end >= token.size()) {
-      const size_t at = text_.rfind(token, end - token.size());
-      if (at == std::string::npos) return std::string::npos;
-      const bool starts = at == 0 || !IsIdentifierChar(text_[at - 1]);
-      const size_t after = at + token.size();
-      const bool ends = after >= text_.size() || !IsIdentifierChar(text_[after]);
-      if (starts && ends) return at;
-      if (at == 0) return std::string::npos;
-      end = at + token.size() - 1;
-    }
-    return std::string::npos;
-  }
-
- private:
-  const std::string& text_;
-  std::vector<size_t> line_starts_;
-};
 
 // Every field named `field_name` reachable from `root`, for naming the enum an
 // unknown value was meant for (protobuf's message gives only the field name).
@@ -162,9 +99,9 @@ std::string Hint(const ParseError& error, const pb::Descriptor* root) {
       enum_type = f->enum_type();
     }
     if (enum_type == nullptr) return "";
-    const std::vector<std::string> names = EnumValueNames(enum_type);
-    return absl::StrCat("'", field_name, "' takes a ", enum_type->name(), DidYouMean(value, names),
-                        "; valid values: ", absl::StrJoin(names, ", "));
+    return absl::StrCat("'", field_name, "' takes a ", enum_type->name(),
+                        DidYouMean(value, EnumWords(enum_type)),
+                        "; valid values: ", EnumChoices(enum_type));
   }
   if (absl::StartsWith(m, "Expected integer") || absl::StartsWith(m, "Integer out of range")) {
     return "this field takes a whole number within its type's range (see "
@@ -197,13 +134,25 @@ absl::Status ParseTextMessage(const std::string& text, const std::string& filena
   CollectingErrorCollector collector;
   pb::TextFormat::Parser parser;
   parser.RecordErrorsTo(&collector);
-  if (parser.ParseFromString(text, message)) return absl::OkStatus();
+  const config_internal::EnumSpellingsResolved resolved =
+      config_internal::ResolveEnumSpellings(text, message->GetDescriptor());
+  if (parser.ParseFromString(resolved.text, message)) return absl::OkStatus();
   const std::string name = filename.empty() ? "<text>" : filename;
   if (collector.errors().empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
         name, ": not a valid ", message->GetDescriptor()->name(), " in protobuf text format"));
   }
-  const ParseError& error = collector.errors().front();
+  ParseError error = collector.errors().front();
+  for (const config_internal::UnknownEnumWord& unknown : resolved.unknown) {
+    if (unknown.line == error.line && unknown.column == error.column) {
+      // Protobuf's own words for an unknown identifier, so the hint below
+      // names the enum and its values.
+      error.message = absl::StrCat("Unknown enumeration value of \"", unknown.word,
+                                   "\" for field \"", unknown.field, "\".");
+    }
+  }
+  // Positions in `resolved.text` are positions in `text` (the spellings were
+  // padded to their width), and the user's own line is the one to quote.
   const SourceText source(text);
   size_t offset = source.Offset(error.line, error.column);
   // Protobuf reports an unknown name at the token after it; point at the name.

@@ -1,39 +1,20 @@
-// Semantic checks of a RunSpec and the per-layer norm lookup they share with
-// the model builder. Every problem is collected (a user fixes a spec once,
+// Semantic checks of the fields of a RunSpec, and the per-layer norm lookup
+// of the model builder. Every problem is collected (a user fixes a spec once,
 // not once per error) and each names the field, its value and what is allowed.
-#include <algorithm>
+// The rules about residual norms and placement are SpecChecks of models/ and
+// parallel/ (spec_problems.h), run after these.
 #include <cmath>
-#include <initializer_list>
 #include <set>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "core/config/spec_loader.h"
+#include "core/config/spec_problems.h"
 
 namespace pipetrain {
 namespace {
-
-class Problems {
- public:
-  explicit Problems(const std::string& filename) : file_(filename.empty() ? "<spec>" : filename) {}
-
-  template <typename... Parts>
-  void Add(const Parts&... parts) {
-    lines_.push_back(absl::StrCat(file_, ": ", parts...));
-  }
-
-  absl::Status ToStatus() const {
-    if (lines_.empty()) return absl::OkStatus();
-    return absl::InvalidArgumentError(absl::StrJoin(lines_, "\n"));
-  }
-
- private:
-  std::string file_;
-  std::vector<std::string> lines_;
-};
 
 std::string NormName(ResidualNorm norm) {
   return ResidualNorm_IsValid(norm) ? ResidualNorm_Name(norm)
@@ -54,137 +35,9 @@ bool Covers(const NormOverride& o, Stack stack) {
   return o.stack() == STACK_UNSPECIFIED || o.stack() == stack;
 }
 
-// Norms some layer of `stack` may use: the main norm and every override that
-// indexes the stack. Empty when the model has no such stack.
-std::set<ResidualNorm> NormsOfStack(const ModelSpec& m, Stack stack) {
-  std::set<ResidualNorm> norms;
-  if (Depth(m, stack) <= 0) return norms;
-  norms.insert(m.norm());
-  for (const NormOverride& o : m.norm_override()) {
-    if (Covers(o, stack)) norms.insert(o.norm());
-  }
-  return norms;
-}
-
-bool HasAlpha(ResidualNorm n) { return n == DEEPNORM || n == FOUNDATION_LN || n == UPSCALE_LN; }
-
-std::string NormsText(const std::set<ResidualNorm>& norms) {
-  std::vector<std::string> names;
-  for (ResidualNorm n : norms) names.push_back(NormName(n));
-  return absl::StrJoin(names, ", ");
-}
-
 bool InUnit(double x) { return x >= 0 && x < 1; }  // false for NaN too
 
-void CheckAlphaBeta(const ModelSpec& m, Problems& p) {
-  struct Constant {
-    const char* field;
-    bool set;
-    float value;
-    Stack stack;
-    bool beta;
-  };
-  const Constant constants[] = {
-      {"encoder_alpha", m.has_encoder_alpha(), m.encoder_alpha(), ENCODER, false},
-      {"decoder_alpha", m.has_decoder_alpha(), m.decoder_alpha(), DECODER, false},
-      {"encoder_beta", m.has_encoder_beta(), m.encoder_beta(), ENCODER, true},
-      {"decoder_beta", m.has_decoder_beta(), m.decoder_beta(), DECODER, true},
-  };
-  for (const Constant& c : constants) {
-    if (!c.set) continue;
-    const std::set<ResidualNorm> norms = NormsOfStack(m, c.stack);
-    const std::string field = absl::StrCat("model.", c.field, "=", c.value);
-    if (norms.empty()) {
-      p.Add(field, " is set but the model (", KindName(m.kind()), ") has no ", StackName(c.stack),
-            " layers; remove it");
-      continue;
-    }
-    const bool used =
-        c.beta ? norms.count(DEEPNORM) > 0 : std::any_of(norms.begin(), norms.end(), HasAlpha);
-    if (!used) {
-      p.Add(field, " is set but no ", StackName(c.stack), " layer uses ",
-            c.beta
-                ? "DEEPNORM (the only norm with an init gain beta)"
-                : "DEEPNORM, FOUNDATION_LN or UPSCALE_LN (the norms with a residual scale alpha)",
-            "; its layers use ", NormsText(norms), ". Remove it or change the norm");
-    } else if (!(c.value > 0) || !std::isfinite(c.value)) {
-      p.Add(field, " must be a finite number > 0");
-    }
-  }
-}
-
-void CheckBranchNorm(const ModelSpec& m, Problems& p) {
-  std::set<ResidualNorm> all = NormsOfStack(m, ENCODER);
-  all.merge(NormsOfStack(m, DECODER));
-  const BranchNorm& b = m.branch_norm();
-  if (all.count(BRANCHNORM) == 0) {
-    if (b.ByteSizeLong() > 0) {
-      p.Add("model.branch_norm is set but no layer uses BRANCHNORM (layers use ", NormsText(all),
-            "); remove the block, or set norm: BRANCHNORM or a norm_override to it");
-    }
-    return;
-  }
-  if (!BranchNormShape_IsValid(b.shape())) {
-    p.Add("model.branch_norm.shape=", static_cast<int>(b.shape()),
-          " is not a BranchNormShape; use LINEAR_SCALE or NORMALIZED_POWER");
-  }
-  if (b.max_norm_step() <= 0) {
-    p.Add("model.branch_norm.max_norm_step=", b.max_norm_step(),
-          " must be > 0 when BRANCHNORM is used: it is the step at which the branch rescaling "
-          "ends");
-  }
-  if (b.shape() == NORMALIZED_POWER) {
-    if (b.start_scale() != 0) {
-      p.Add("model.branch_norm.start_scale=", b.start_scale(),
-            " has no effect with shape NORMALIZED_POWER (it is a(0) of LINEAR_SCALE); remove it");
-    }
-  } else if (!(b.start_scale() >= 0 && b.start_scale() <= 1)) {
-    p.Add("model.branch_norm.start_scale=", b.start_scale(),
-          " must be in [0, 1] (the branch scale a(0) at step 0)");
-  }
-}
-
-void CheckOverrides(const ModelSpec& m, Problems& p) {
-  for (int i = 0; i < m.norm_override_size(); ++i) {
-    const NormOverride& o = m.norm_override(i);
-    const std::string at = absl::StrCat("model.norm_override[", i, "]");
-    if (o.norm() == RESIDUAL_NORM_UNSPECIFIED) {
-      p.Add(at, ".norm is not set; name the norm the layers in the range get, e.g. norm: PRE_LN");
-    } else if (!ResidualNorm_IsValid(o.norm())) {
-      p.Add(at, ".norm=", static_cast<int>(o.norm()), " is not a ResidualNorm");
-    }
-    if (!Stack_IsValid(o.stack())) {
-      p.Add(at, ".stack=", static_cast<int>(o.stack()),
-            " is not a Stack; use ENCODER, DECODER, or leave it unset for both");
-      continue;
-    }
-    if (o.first_layer() < 0) p.Add(at, ".first_layer=", o.first_layer(), " must be >= 0");
-    if (o.first_layer() > o.last_layer()) {
-      p.Add(at, ".first_layer=", o.first_layer(), " is after last_layer=", o.last_layer(),
-            "; the range is inclusive, so first_layer <= last_layer");
-    }
-    for (Stack stack : {ENCODER, DECODER}) {
-      if (o.stack() != STACK_UNSPECIFIED && o.stack() != stack) continue;
-      const int depth = Depth(m, stack);
-      if (depth <= 0) {
-        if (o.stack() == stack) {
-          p.Add(at, ".stack=", Stack_Name(stack), " but the model (", KindName(m.kind()),
-                ") has no ", StackName(stack), " layers; use the stack the model has");
-        }
-        continue;
-      }
-      if (o.last_layer() >= depth) {
-        p.Add(at, ".last_layer=", o.last_layer(), " is outside the ", StackName(stack), "'s ",
-              depth, " layers (valid 0..", depth - 1, ")",
-              o.stack() == STACK_UNSPECIFIED
-                  ? "; with stack unset the range applies to both stacks, so set stack"
-                  : "");
-      }
-    }
-  }
-}
-
-void CheckLayers(const ModelSpec& m, Problems& p) {
+void CheckLayers(const ModelSpec& m, SpecProblems& p) {
   const int enc = m.encoder_layers();
   const int dec = m.decoder_layers();
   switch (m.kind()) {
@@ -212,15 +65,10 @@ void CheckLayers(const ModelSpec& m, Problems& p) {
   }
 }
 
-void CheckModel(const ModelSpec& m, Problems& p) {
+void CheckModel(const ModelSpec& m, SpecProblems& p) {
   if (m.kind() == MODEL_KIND_UNSPECIFIED || !ModelKind_IsValid(m.kind())) {
     p.Add("model.kind=", KindName(m.kind()),
           " is not a model kind; set kind: ENCODER_DECODER, DECODER_ONLY or ENCODER_ONLY");
-  }
-  if (m.norm() == RESIDUAL_NORM_UNSPECIFIED || !ResidualNorm_IsValid(m.norm())) {
-    p.Add("model.norm=", NormName(m.norm()),
-          " is not a residual norm; set norm: POST_LN, PRE_LN, DEEPNORM, BRANCHNORM, NORMFORMER, "
-          "FOUNDATION_LN, UPSCALE_LN or SUBLN");
   }
   if (m.vocab_size() <= 4) {
     p.Add("model.vocab_size=", m.vocab_size(),
@@ -252,94 +100,11 @@ void CheckModel(const ModelSpec& m, Problems& p) {
   if (!(m.layer_norm_eps() > 0) || !std::isfinite(m.layer_norm_eps())) {
     p.Add("model.layer_norm_eps=", m.layer_norm_eps(), " must be > 0 (0 means 1e-5)");
   }
-  CheckAlphaBeta(m, p);
-  CheckBranchNorm(m, p);
-  CheckOverrides(m, p);
-}
-
-bool OneOf(const std::string& value, std::initializer_list<const char*> allowed) {
-  for (const char* a : allowed) {
-    if (value == a) return true;
-  }
-  return false;
-}
-
-// Values are checked as their defaults when unset (0 or empty).
-void CheckPipeline(const TrainConfig& t, const ModelSpec& m, Problems& p) {
-  const PipelineConfig& pipe = t.pipeline();
-  const int stages = pipe.stages() == 0 ? 1 : pipe.stages();
-  const int chunks = pipe.chunks() == 0 ? 1 : pipe.chunks();
-  const std::string schedule = pipe.schedule().empty() ? "1f1b" : pipe.schedule();
-  const std::string partition = pipe.partition().empty() ? "uniform" : pipe.partition();
-  const int layers = m.encoder_layers() + m.decoder_layers();
-  if (stages < 1) p.Add("train.pipeline.stages=", pipe.stages(), " must be >= 1");
-  if (chunks < 1) p.Add("train.pipeline.chunks=", pipe.chunks(), " must be >= 1");
-  if (t.data_parallel() < 0) {
-    p.Add("train.data_parallel=", t.data_parallel(), " must be >= 1 (0 means 1)");
-  }
-  if (!OneOf(schedule, {"gpipe", "1f1b", "interleaved"})) {
-    p.Add("train.pipeline.schedule=\"", pipe.schedule(),
-          "\" is not a schedule; use gpipe, 1f1b or interleaved");
-  }
-  if (schedule != "interleaved" && chunks != 1) {
-    p.Add("train.pipeline.chunks=", chunks, " needs train.pipeline.schedule=interleaved");
-  }
-  const int microbatches = t.microbatches() == 0 ? 1 : t.microbatches();
-  if (schedule == "interleaved" && stages >= 1 && microbatches % stages != 0) {
-    p.Add("train.microbatches=", microbatches,
-          " must be a multiple of train.pipeline.stages=", stages, " for the interleaved schedule");
-  }
-  if (stages >= 1 && chunks >= 1 && layers > 0 && stages * chunks > layers) {
-    p.Add("train.pipeline.stages=", stages, " x chunks=", chunks, " virtual stages exceed the ",
-          layers, " layers of the model; every virtual stage needs at least one layer");
-  }
-  if (!OneOf(partition, {"uniform", "balanced", "explicit"})) {
-    p.Add("train.pipeline.partition=\"", pipe.partition(),
-          "\" is not a partition; use uniform, balanced or explicit");
-  }
-  if (partition == "explicit") {
-    if (pipe.boundaries_size() != stages * chunks - 1) {
-      p.Add("train.pipeline.boundaries has ", pipe.boundaries_size(),
-            " entries; partition=explicit", " needs stages x chunks - 1 = ", stages * chunks - 1,
-            " (the first layer of every virtual stage after the first)");
-    }
-    int previous = 0;
-    for (int i = 0; i < pipe.boundaries_size(); ++i) {
-      const int b = pipe.boundaries(i);
-      if (b <= previous || b >= layers) {
-        p.Add("train.pipeline.boundaries[", i, "]=", b, " must be ascending and inside (0, ",
-              layers, ")");
-      }
-      previous = b;
-    }
-  } else if (pipe.boundaries_size() > 0) {
-    p.Add("train.pipeline.boundaries is set but partition is ", partition,
-          "; set partition=explicit or drop the boundaries");
-  }
-  auto check_recompute = [&](const std::string& field, const std::string& value) {
-    if (!value.empty() && !OneOf(value, {"none", "full", "every"})) {
-      p.Add("train.pipeline.", field, "=\"", value, "\" is not a policy; use none, full or every");
-    }
-  };
-  check_recompute("recompute", pipe.recompute());
-  for (int i = 0; i < pipe.stage_recompute_size(); ++i) {
-    check_recompute(absl::StrCat("stage_recompute[", i, "]"), pipe.stage_recompute(i));
-  }
-  if (pipe.stage_recompute_size() > 0 && pipe.stage_recompute_size() != stages * chunks) {
-    p.Add("train.pipeline.stage_recompute has ", pipe.stage_recompute_size(),
-          " entries; give one per virtual stage (", stages * chunks, ")");
-  }
-  bool every = pipe.recompute() == "every";
-  for (const std::string& r : pipe.stage_recompute()) every = every || r == "every";
-  if (every && pipe.recompute_every() < 1) {
-    p.Add("train.pipeline.recompute_every=", pipe.recompute_every(),
-          " must be >= 1 when a recompute policy is \"every\"");
-  }
 }
 
 // Field ranges of the corpus and validation blocks; whether the corpus and
 // the named languages exist is checked when the data is opened.
-void CheckCorpus(const TrainConfig& t, const ModelSpec& m, Problems& p) {
+void CheckCorpus(const TrainConfig& t, const ModelSpec& m, SpecProblems& p) {
   const CorpusData& c = t.corpus();
   if (c.dir().empty()) {
     if (t.validation().directions_size() > 0) {
@@ -409,7 +174,7 @@ void CheckCorpus(const TrainConfig& t, const ModelSpec& m, Problems& p) {
   }
 }
 
-void CheckTrain(const TrainConfig& t, const ModelSpec& m, bool has_train, Problems& p) {
+void CheckTrain(const TrainConfig& t, const ModelSpec& m, bool has_train, SpecProblems& p) {
   if (!has_train) {
     p.Add(
         "the spec has no train { } block, so the train fields below are unset; add the block, "
@@ -423,7 +188,6 @@ void CheckTrain(const TrainConfig& t, const ModelSpec& m, bool has_train, Proble
     p.Add("train.tokens_per_batch=", t.tokens_per_batch(), " must be > 0");
   }
   if (t.microbatches() < 1) p.Add("train.microbatches=", t.microbatches(), " must be >= 1");
-  CheckPipeline(t, m, p);
   if (!LrSchedule_IsValid(t.lr_schedule())) {
     p.Add("train.lr_schedule=", static_cast<int>(t.lr_schedule()),
           " is not INVERSE_SQRT, COSINE or CONSTANT");
@@ -477,15 +241,12 @@ void CheckTrain(const TrainConfig& t, const ModelSpec& m, bool has_train, Proble
     p.Add("train.dtype=\"", t.dtype(), "\" is not \"f32\", \"f64\" or \"bf16\"");
   }
   if (t.dtype() == "bf16" && t.device() != "cuda") {
-    p.Add("train.dtype=\"bf16\" needs train.device=\"cuda\" (the CPU computes in f32 or f64)");
+    p.Add("train.dtype=\"bf16\" needs train.device=\"cuda\" (the CPU and the emulated device "
+          "compute in f32 or f64)");
   }
-  if (!t.device().empty() && t.device() != "cpu" && t.device() != "cuda") {
-    p.Add("train.device=\"", t.device(), "\" is not \"cpu\" or \"cuda\"");
-  }
-  if (t.device() == "cuda" && (t.pipeline().stages() > 1 || t.data_parallel() > 1)) {
-    p.Add(
-        "train.device=\"cuda\" runs one process for now; pipeline and data-parallel runs on "
-        "GPUs (NCCL) are not wired into the trainer yet");
+  if (!t.device().empty() && t.device() != "cpu" && t.device() != "cuda" &&
+      t.device() != "emulated") {
+    p.Add("train.device=\"", t.device(), "\" is not \"cpu\", \"cuda\" or \"emulated\"");
   }
   if (t.device() == "cuda" && t.dtype() == "f64") {
     p.Add(
@@ -500,21 +261,25 @@ void CheckTrain(const TrainConfig& t, const ModelSpec& m, bool has_train, Proble
 
 }  // namespace
 
-absl::Status ValidateModelSpec(const ModelSpec& model, const std::string& filename) {
+absl::Status ValidateModelSpec(const ModelSpec& model, const std::string& filename,
+                               absl::Span<const SpecCheck> checks) {
   RunSpec effective;
   *effective.mutable_model() = model;
   ApplyDefaults(&effective);
-  Problems problems(filename);
+  SpecProblems problems(filename);
   CheckModel(effective.model(), problems);
+  for (SpecCheck check : checks) check(effective, problems);
   return problems.ToStatus();
 }
 
-absl::Status ValidateRunSpec(const RunSpec& spec, const std::string& filename) {
+absl::Status ValidateRunSpec(const RunSpec& spec, const std::string& filename,
+                             absl::Span<const SpecCheck> checks) {
   RunSpec effective = spec;
   ApplyDefaults(&effective);
-  Problems problems(filename);
+  SpecProblems problems(filename);
   CheckModel(effective.model(), problems);
   CheckTrain(effective.train(), effective.model(), spec.has_train(), problems);
+  for (SpecCheck check : checks) check(effective, problems);
   return problems.ToStatus();
 }
 
