@@ -24,6 +24,9 @@ absl::Status UseCudaDevice(int ordinal);
 // The GPU this process uses (selecting the default one if none is yet).
 absl::StatusOr<int> CurrentCudaDevice();
 
+// Host and device memory meet only here (and in Tensor::CopyTo): for the
+// emulated device (host memory treated as a GPU's) these are the only doors.
+
 // A copy of `t` on `device`, same dtype and shape.
 absl::StatusOr<Tensor> CopyToDevice(const Tensor& t, Device device);
 // dst ← src; same shape and dtype, any pair of devices.
@@ -32,6 +35,16 @@ absl::Status CopyTensor(const Tensor& src, Tensor& dst);
 // dst ← src converted to dst's dtype (f32, f64, bf16, i32); same shape, both
 // on the same device. Writes into dst's storage, so views of it see the values.
 absl::Status ConvertInto(const Tensor& src, Tensor& dst);
+
+// Copies from device memory (CUDA or emulated) to the host since the process
+// started, and their bytes. Each one makes the host wait for the device, so
+// the training step keeps them few and independent of depth (a test counts
+// them on the emulated device).
+struct DeviceToHostCounts {
+  int64_t copies = 0;
+  int64_t bytes = 0;
+};
+DeviceToHostCounts DeviceToHostCopies();
 
 // Waits for every queued kernel and copy; returns the first asynchronous
 // error a kernel raised (with the name of the device).

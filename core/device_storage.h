@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "absl/status/status.h"
 #include "core/tensor.h"
 
 namespace pipetrain::device_storage {
@@ -23,6 +24,17 @@ void Fill(void* ptr, DType dtype, int64_t n, double value);
 // Elementwise conversion between f32, bf16, f64 and i32 on the device
 // (f64 → bf16 goes through f32, as on the host).
 void Convert(const void* src, DType src_dtype, void* dst, DType dst_dtype, int64_t n);
+
+// OK when a CUDA device can be used (else the runtime's reason).
+absl::Status CudaAvailable();
+// Copies between any two places of which at least one is CUDA memory; waits
+// when either side is host memory. Returns CUDA errors as a Status.
+absl::Status CudaCopy(void* dst, Device dst_device, const void* src, Device src_device,
+                      size_t bytes);
+
+// Counts a copy of `bytes` from device memory (CUDA or emulated) to the host,
+// for DeviceToHostCopies() (core/device.h).
+void CountDeviceToHost(size_t bytes);
 
 }  // namespace pipetrain::device_storage
 

@@ -38,7 +38,48 @@ const char* DTypeName(DType dtype) {
   return "?";
 }
 
-const char* DeviceName(Device device) { return device == Device::kCpu ? "cpu" : "cuda"; }
+const char* DeviceName(Device device) {
+  switch (device) {
+    case Device::kCpu:
+      return "cpu";
+    case Device::kCuda:
+      return "cuda";
+    case Device::kEmulated:
+      return "emulated";
+  }
+  return "?";
+}
+
+bool ParseDevice(const std::string& name, Device* device) {
+  for (Device d : {Device::kCpu, Device::kCuda, Device::kEmulated}) {
+    if (name == DeviceName(d)) {
+      *device = d;
+      return true;
+    }
+  }
+  return false;
+}
+
+namespace {
+// Emulated kernels running on this thread (scopes nest: an op may call another).
+thread_local int emulated_kernel_depth = 0;
+
+// Where a tensor "created on the CPU" goes: inside an emulated kernel, the
+// emulated device (the kernel's outputs are device memory).
+Device Placed(Device device) {
+  return device == Device::kCpu && emulated_kernel_depth > 0 ? Device::kEmulated : device;
+}
+}  // namespace
+
+EmulatedKernelScope::EmulatedKernelScope(Device device) : active_(device == Device::kEmulated) {
+  if (active_) ++emulated_kernel_depth;
+}
+
+EmulatedKernelScope::~EmulatedKernelScope() {
+  if (active_) --emulated_kernel_depth;
+}
+
+bool EmulatedKernelScope::Active() { return emulated_kernel_depth > 0; }
 
 uint16_t FloatToBf16(float value) {
   uint32_t bits;
@@ -66,6 +107,7 @@ std::string ShapeString(const Shape& shape) {
 }
 
 Storage::Storage(size_t bytes, Device device) : bytes_(bytes), device_(device) {
+  // Emulated-device memory is host memory; only Tensor's accessors tell it apart.
   if (device == Device::kCuda) {
     // The caching allocator of core/cuda; a CPU-only build ends here with a
     // message instead.
@@ -90,7 +132,8 @@ Storage::~Storage() {
   }
 }
 
-Tensor Tensor::Empty(const Shape& shape, DType dtype, Device device) {
+Tensor Tensor::Empty(const Shape& shape, DType dtype, Device device_asked) {
+  const Device device = Placed(device_asked);
   Tensor t;
   t.shape_ = shape;
   t.numel_ = NumElements(shape);
@@ -146,9 +189,25 @@ int64_t Tensor::dim(int i) const {
   return shape_[i];
 }
 
-void* Tensor::raw_data() const {
+void* Tensor::device_ptr() const {
   if (!storage_) return nullptr;
   return static_cast<char*>(storage_->data()) + byte_offset_;
+}
+
+void Tensor::CheckHostReadable(const CallerSite& caller) const {
+  if (device_ != Device::kEmulated || emulated_kernel_depth > 0) return;
+  std::fprintf(stderr,
+               "pipetrain: %s:%u (%s) read the emulated-device tensor %s through a host "
+               "accessor. Emulated tensors are device memory, as on a GPU: copy to the host "
+               "first (CopyToDevice / Tensor::CopyTo(Device::kCpu)).\n",
+               caller.file, static_cast<unsigned>(caller.line), caller.function,
+               DebugString().c_str());
+  std::abort();
+}
+
+void* Tensor::raw_data(CallerSite caller) const {
+  CheckHostReadable(caller);
+  return device_ptr();
 }
 
 void Tensor::CheckDType(DType want) const {
@@ -186,7 +245,9 @@ Tensor Tensor::View(int64_t offset, const Shape& shape) const {
 
 Tensor Tensor::Clone() const {
   Tensor t = Empty(shape_, dtype_, device_);
-  if (device_ == Device::kCuda) {
+  if (device_ == Device::kEmulated) {
+    if (nbytes() > 0) std::memcpy(t.device_ptr(), device_ptr(), nbytes());  // on the device
+  } else if (device_ == Device::kCuda) {
     device_storage::Copy(t.raw_data(), Device::kCuda, raw_data(), Device::kCuda, nbytes());
   } else if (nbytes() > 0) {
     std::memcpy(t.raw_data(), raw_data(), nbytes());
@@ -196,6 +257,8 @@ Tensor Tensor::Clone() const {
 
 Tensor Tensor::To(DType dtype) const {
   if (dtype == dtype_) return Clone();
+  // An emulated conversion is a kernel on the device: the CPU loop below.
+  const EmulatedKernelScope kernel(device_);
   Tensor t = Empty(shape_, dtype, device_);
   if (device_ == Device::kCuda) {
     device_storage::Convert(raw_data(), dtype_, t.raw_data(), dtype, numel_);
@@ -217,7 +280,9 @@ Tensor Tensor::To(DType dtype) const {
 }
 
 void Tensor::Zero() {
-  if (device_ == Device::kCuda) {
+  if (device_ == Device::kEmulated) {
+    if (nbytes() > 0) std::memset(device_ptr(), 0, nbytes());  // a memset on the device
+  } else if (device_ == Device::kCuda) {
     device_storage::SetZero(raw_data(), nbytes());
   } else if (nbytes() > 0) {
     std::memset(raw_data(), 0, nbytes());
@@ -229,6 +294,7 @@ void Tensor::Fill(double value) {
     device_storage::Fill(raw_data(), dtype_, numel_, value);
     return;
   }
+  const EmulatedKernelScope kernel(device_);  // a fill kernel on the emulated device
   for (int64_t i = 0; i < numel_; ++i) {
     switch (dtype_) {
       case DType::kF32:
@@ -248,7 +314,7 @@ void Tensor::Fill(double value) {
 }
 
 double Tensor::At(int64_t i) const {
-  if (device_ == Device::kCuda) return View(i, {1}).CopyTo(Device::kCpu).At(0);
+  if (device_ != Device::kCpu) return View(i, {1}).CopyTo(Device::kCpu).At(0);
   switch (dtype_) {
     case DType::kF32:
       return data<float>()[i];
@@ -263,7 +329,7 @@ double Tensor::At(int64_t i) const {
 }
 
 std::vector<double> Tensor::ToVector() const {
-  if (device_ == Device::kCuda) return CopyTo(Device::kCpu).ToVector();
+  if (device_ != Device::kCpu) return CopyTo(Device::kCpu).ToVector();
   std::vector<double> v(static_cast<size_t>(numel_));
   for (int64_t i = 0; i < numel_; ++i) v[i] = At(i);
   return v;
@@ -271,10 +337,14 @@ std::vector<double> Tensor::ToVector() const {
 
 Tensor Tensor::CopyTo(Device device) const {
   Tensor t = Empty(shape_, dtype_, device);
-  if (device == Device::kCpu && device_ == Device::kCpu) {
-    if (nbytes() > 0) std::memcpy(t.raw_data(), raw_data(), nbytes());
+  if (device != Device::kCuda && device_ != Device::kCuda) {
+    if (t.device() == Device::kCpu && device_ != Device::kCpu) {
+      device_storage::CountDeviceToHost(nbytes());
+    }
+    if (nbytes() > 0) std::memcpy(t.device_ptr(), device_ptr(), nbytes());
   } else {
-    device_storage::Copy(t.raw_data(), device, raw_data(), device_, nbytes());
+    if (t.device() == Device::kCpu) device_storage::CountDeviceToHost(nbytes());
+    device_storage::Copy(t.device_ptr(), t.device(), device_ptr(), device_, nbytes());
   }
   return t;
 }

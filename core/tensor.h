@@ -19,11 +19,16 @@
 namespace pipetrain {
 
 enum class DType : uint8_t { kF32, kF64, kBF16, kI32 };
-enum class Device : uint8_t { kCpu, kCuda };
+// kEmulated: tensors in host memory that behave exactly as GPU memory (see
+// EmulatedKernelScope below and DESIGN.md decision 10). It lets every line
+// above the kernels run as it would on a GPU, on a machine without one.
+enum class Device : uint8_t { kCpu, kCuda, kEmulated };
 
 size_t DTypeSize(DType dtype);
 const char* DTypeName(DType dtype);
 const char* DeviceName(Device device);
+// The device named `name` ("cpu", "cuda", "emulated"); false when unknown.
+bool ParseDevice(const std::string& name, Device* device);
 
 using Shape = std::vector<int64_t>;
 
@@ -34,8 +39,9 @@ float Bf16ToFloat(uint16_t bits);
 int64_t NumElements(const Shape& shape);
 std::string ShapeString(const Shape& shape);
 
-// Owns one allocation. CPU storage is 64-byte aligned for the BLAS; device
-// storage comes from the caching allocator (core/caching_allocator.h).
+// Owns one allocation. CPU (and emulated-device) storage is 64-byte aligned
+// for the BLAS; CUDA storage comes from the caching allocator
+// (core/caching_allocator.h).
 class Storage {
  public:
   Storage(size_t bytes, Device device);
@@ -69,6 +75,41 @@ constexpr DType DTypeOf<int32_t>() {
   return DType::kI32;
 }
 
+// Where a host accessor was called from, filled in at the call site (like
+// C++20's std::source_location, which the CUDA compiler's C++17 lacks).
+struct CallerSite {
+  const char* file;
+  int line;
+  const char* function;
+  static constexpr CallerSite Here(const char* file = __builtin_FILE(),
+                                   int line = __builtin_LINE(),
+                                   const char* function = __builtin_FUNCTION()) {
+    return {file, line, function};
+  }
+};
+
+// The emulated device's kernels. An emulated tensor is device memory: a host
+// accessor (raw_data, data, span) refuses it and ends the process naming the
+// caller, exactly where a CUDA tensor would have been dereferenced on the
+// host. Only an op's CPU kernel running for the emulated device may touch its
+// memory: while a scope made for Device::kEmulated lives on this thread, host
+// accessors accept emulated tensors and tensors created "on the CPU" are
+// created on the emulated device, so the kernel's outputs stay device
+// memory. A scope made for any other device does nothing. Op dispatchers
+// open one (PT_DISPATCH_CUDA in core/ops/op_checks.h); nothing else should.
+class EmulatedKernelScope {
+ public:
+  explicit EmulatedKernelScope(Device device);
+  ~EmulatedKernelScope();
+  EmulatedKernelScope(const EmulatedKernelScope&) = delete;
+  EmulatedKernelScope& operator=(const EmulatedKernelScope&) = delete;
+  // True while a kernel for the emulated device runs on this thread.
+  static bool Active();
+
+ private:
+  bool active_;
+};
+
 class Tensor {
  public:
   Tensor() = default;
@@ -92,17 +133,26 @@ class Tensor {
   const std::shared_ptr<Storage>& storage() const { return storage_; }
   size_t byte_offset() const { return byte_offset_; }
 
-  void* raw_data() const;
+  // The elements' address. On the host only a CPU tensor may be read through
+  // it (CUDA code passes CUDA tensors' addresses to its kernels). An emulated
+  // tensor is refused outside its kernels, ending the process with the
+  // caller's file, line and function: that is where a GPU run would have
+  // read device memory on the host. Copy to the host first (CopyToDevice,
+  // CopyTo(Device::kCpu)).
+  void* raw_data(CallerSite caller = CallerSite::Here()) const;
   // Typed access; aborts on a dtype mismatch (a programming error, not user input).
   template <typename T>
-  T* data() const {
+  T* data(CallerSite caller = CallerSite::Here()) const {
     CheckDType(DTypeOf<T>());
-    return static_cast<T*>(raw_data());
+    return static_cast<T*>(raw_data(caller));
   }
   template <typename T>
-  absl::Span<T> span() const {
-    return absl::Span<T>(data<T>(), static_cast<size_t>(numel_));
+  absl::Span<T> span(CallerSite caller = CallerSite::Here()) const {
+    return absl::Span<T>(data<T>(caller), static_cast<size_t>(numel_));
   }
+  // The address of the first element wherever it lives, for device kernels
+  // and the copy API (core/device.h). Never dereference it on the host.
+  void* device_ptr() const;
 
   // Same storage, new shape with the same element count.
   Tensor Reshape(const Shape& shape) const;
@@ -127,6 +177,7 @@ class Tensor {
 
  private:
   void CheckDType(DType want) const;
+  void CheckHostReadable(const CallerSite& caller) const;
 
   std::shared_ptr<Storage> storage_;
   size_t byte_offset_ = 0;

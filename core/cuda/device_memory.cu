@@ -174,54 +174,23 @@ absl::StatusOr<int> CurrentCudaDevice() {
   return (*ctx)->device;
 }
 
-absl::StatusOr<Tensor> CopyToDevice(const Tensor& t, Device device) {
-  if (!t.defined()) return absl::InvalidArgumentError("CopyToDevice: undefined tensor");
-  if (device == Device::kCuda) {
-    absl::StatusOr<cuda::Context*> ctx = cuda::GetContext();
-    if (!ctx.ok()) return ctx.status();
-  }
-  Tensor out = Tensor::Empty(t.shape(), t.dtype(), device);
-  absl::Status status = CopyTensor(t, out);
-  if (!status.ok()) return status;
-  return out;
-}
+namespace device_storage {
 
-absl::Status CopyTensor(const Tensor& src, Tensor& dst) {
-  if (src.shape() != dst.shape() || src.dtype() != dst.dtype()) {
-    return absl::InvalidArgumentError(absl::StrCat("CopyTensor: source ", src.DebugString(),
-                                                   " and destination ", dst.DebugString(),
-                                                   " differ in shape or dtype"));
-  }
-  if (src.nbytes() == 0) return absl::OkStatus();
-  if (src.device() == Device::kCpu && dst.device() == Device::kCpu) {
-    std::memcpy(dst.raw_data(), src.raw_data(), src.nbytes());  // no GPU needed
-    return absl::OkStatus();
-  }
+absl::Status CudaAvailable() { return cuda::GetContext().status(); }
+
+absl::Status CudaCopy(void* dst, Device dst_device, const void* src, Device src_device,
+                      size_t bytes) {
+  if (bytes == 0) return absl::OkStatus();
   cudaStream_t stream = cuda::ComputeStream();
-  PT_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(dst.raw_data(), src.raw_data(), src.nbytes(),
-                                          KindOf(dst.device(), src.device()), stream),
-                          "CopyTensor");
-  if (src.device() == Device::kCpu || dst.device() == Device::kCpu) {
+  PT_CUDA_RETURN_IF_ERROR(
+      cudaMemcpyAsync(dst, src, bytes, KindOf(dst_device, src_device), stream), "CopyTensor");
+  if (src_device != Device::kCuda || dst_device != Device::kCuda) {
     PT_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream), "CopyTensor (waiting for the copy)");
   }
   return absl::OkStatus();
 }
 
-absl::Status ConvertInto(const Tensor& src, Tensor& dst) {
-  if (src.shape() != dst.shape() || src.device() != dst.device()) {
-    return absl::InvalidArgumentError(absl::StrCat("ConvertInto: source ", src.DebugString(),
-                                                   " and destination ", dst.DebugString(),
-                                                   " differ in shape or device"));
-  }
-  if (src.device() == Device::kCpu) {
-    const Tensor converted = src.To(dst.dtype());
-    if (converted.nbytes() > 0)
-      std::memcpy(dst.raw_data(), converted.raw_data(), converted.nbytes());
-    return absl::OkStatus();
-  }
-  device_storage::Convert(src.raw_data(), src.dtype(), dst.raw_data(), dst.dtype(), src.numel());
-  return absl::OkStatus();
-}
+}  // namespace device_storage
 
 absl::Status SynchronizeDevice() {
   absl::StatusOr<cuda::Context*> ctx = cuda::GetContext();

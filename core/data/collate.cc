@@ -111,4 +111,26 @@ absl::StatusOr<std::vector<Batch>> CollateMicrobatches(ModelKind kind,
   return out;
 }
 
+absl::Status CheckBatchIds(const Batch& batch, int64_t vocab) {
+  struct Named {
+    const char* name;
+    const Tensor* ids;
+  };
+  for (const Named& n : {Named{"source ids", &batch.src_ids}, Named{"target input", &batch.tgt_in},
+                         Named{"labels", &batch.labels}}) {
+    if (!n.ids->defined()) continue;
+    const int32_t* p = n.ids->data<int32_t>();
+    for (int64_t i = 0; i < n.ids->numel(); ++i) {
+      if (p[i] < 0 || p[i] >= vocab) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "batch ", n.name, " ", ShapeString(n.ids->shape()), ": id ", p[i], " at element ", i,
+            " is outside the model's vocabulary [0, ", vocab,
+            "); the data's vocabulary is larger than model.vocab_size: raise vocab_size or "
+            "rebuild the shards with this model's vocabulary"));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace pipetrain

@@ -31,6 +31,12 @@ absl::StatusOr<std::vector<Batch>> CollateMicrobatches(ModelKind kind,
                                                        absl::Span<const SentencePair> pairs,
                                                        int microbatches);
 
+// Every token id and label of `batch` (host tensors) is inside [0, vocab).
+// Called once per batch when it is built, so the ops on a device need not
+// read ids back to check them; the error names the tensor, the position and
+// the id.
+absl::Status CheckBatchIds(const Batch& batch, int64_t vocab);
+
 }  // namespace pipetrain
 
 #endif  // PIPETRAIN_CORE_DATA_COLLATE_H_

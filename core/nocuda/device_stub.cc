@@ -1,6 +1,6 @@
 // core/device.h and core/device_storage.h for a build without CUDA: nothing
-// can reach a GPU, and Tensor never asks for device storage (Storage refuses
-// Device::kCuda before calling here).
+// can reach a GPU, so no CUDA tensor can exist (Storage for Device::kCuda
+// ends here with a message). The emulated device needs no CUDA at all.
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -36,31 +36,10 @@ void Convert(const void*, DType, void*, DType, int64_t) { Die("a device conversi
 absl::Status UseCudaDevice(int) { return NotBuilt("UseCudaDevice"); }
 absl::StatusOr<int> CurrentCudaDevice() { return NotBuilt("CurrentCudaDevice"); }
 
-absl::StatusOr<Tensor> CopyToDevice(const Tensor& t, Device device) {
-  if (device == Device::kCuda || t.device() == Device::kCuda) return NotBuilt("CopyToDevice");
-  return t.Clone();
-}
-
-absl::Status CopyTensor(const Tensor& src, Tensor& dst) {
-  if (src.device() == Device::kCuda || dst.device() == Device::kCuda) {
-    return NotBuilt("CopyTensor");
-  }
-  if (src.shape() != dst.shape() || src.dtype() != dst.dtype()) {
-    return absl::InvalidArgumentError(
-        "CopyTensor: source and destination differ in shape or dtype");
-  }
-  if (src.nbytes() > 0) std::memcpy(dst.raw_data(), src.raw_data(), src.nbytes());
-  return absl::OkStatus();
-}
-
-absl::Status ConvertInto(const Tensor& src, Tensor& dst) {
-  if (src.shape() != dst.shape() || src.device() != Device::kCpu || dst.device() != Device::kCpu) {
-    return absl::InvalidArgumentError("ConvertInto: tensors differ in shape or are not on the CPU");
-  }
-  const Tensor converted = src.To(dst.dtype());
-  if (converted.nbytes() > 0) std::memcpy(dst.raw_data(), converted.raw_data(), converted.nbytes());
-  return absl::OkStatus();
-}
+namespace device_storage {
+absl::Status CudaAvailable() { return NotBuilt("a CUDA device"); }
+absl::Status CudaCopy(void*, Device, const void*, Device, size_t) { return NotBuilt("CopyTensor"); }
+}  // namespace device_storage
 
 absl::Status SynchronizeDevice() { return absl::OkStatus(); }
 AllocatorStats DeviceMemoryStats() { return {}; }

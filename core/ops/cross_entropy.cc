@@ -9,6 +9,7 @@
 #if PIPETRAIN_WITH_CUDA
 #include "core/ops/cross_entropy_cuda.h"
 #endif
+#include "core/device_storage.h"
 #include "core/status_macros.h"
 
 namespace pipetrain::ops {
@@ -34,9 +35,12 @@ absl::Status CheckInputs(const char* op, const Tensor& logits, const Tensor& tar
     PT_RETURN_IF_ERROR(CheckDevice(op, "targets", targets, logits.device()));
   }
 #endif
-  if (!on_gpu && (logits.device() != Device::kCpu || targets.device() != Device::kCpu)) {
+  if (!on_gpu && targets.device() != Device::kCuda) {
+    PT_RETURN_IF_ERROR(CheckDevice(op, "targets", targets, logits.device()));
+  }
+  if (!on_gpu && (logits.device() == Device::kCuda || targets.device() == Device::kCuda)) {
     return absl::UnimplementedError(
-        absl::StrCat(op, ": only CPU tensors are supported in this build"));
+        absl::StrCat(op, ": CUDA tensors need the CUDA backend, which this build lacks"));
   }
   PT_CHECK_ARG(logits.rank() == 2, op, ": logits must be [N, V], got ",
                ShapeString(logits.shape()));
@@ -59,12 +63,12 @@ absl::Status CheckInputs(const char* op, const Tensor& logits, const Tensor& tar
                ShapeString(logits.shape()));
   PT_CHECK_ARG(smoothing >= 0.0 && smoothing <= 1.0, op, ": label smoothing ", smoothing,
                " is outside [0, 1]");
-  // Device targets are validated on a host copy: N ints, small next to the logits.
-  Tensor host_targets = targets;
-  if (on_gpu) {
-    PT_ASSIGN_OR_RETURN(host_targets, CopyToDevice(targets, Device::kCpu));
-  }
-  const int32_t* t = host_targets.data<int32_t>();
+  // Device targets are not read here: reading them would make the host wait
+  // for the device at every micro-batch. The trainer validates every batch's
+  // ids once, on the host, when the batch is built (CheckBatchIds,
+  // core/data/collate.h); the kernels skip an out-of-range target.
+  if (targets.device() != Device::kCpu) return absl::OkStatus();
+  const int32_t* t = targets.data<int32_t>();
   for (int64_t i = 0; i < n; ++i) {
     if (t[i] == ignore_index) continue;
     PT_CHECK_ARG(t[i] >= 0 && t[i] < v, op, ": targets[", i, "] = ", t[i],
@@ -82,6 +86,9 @@ absl::StatusOr<CrossEntropyStats> CrossEntropyForward(const Tensor& logits, cons
   PT_RETURN_IF_ERROR(CheckInputs("CrossEntropyForward", logits, targets, smoothing, ignore_index));
   PT_DISPATCH_CUDA(logits,
                    cuda::CrossEntropyForward(logits, targets, smoothing, ignore_index, saved));
+  // The GPU reads its per-row sums back once per call; the emulated device,
+  // which computes them in place, counts that read all the same.
+  if (logits.device() == Device::kEmulated) device_storage::CountDeviceToHost(3 * sizeof(float) * logits.dim(0));
   const int64_t n = logits.dim(0);
   const int64_t v = logits.dim(1);
   Tensor lse = Tensor::Empty({n}, logits.dtype());

@@ -44,7 +44,7 @@ __device__ float BlockMax(float v, float* scratch) {
 template <typename T>
 __global__ void CrossEntropyForwardKernel(const T* logits, const int32_t* targets, int64_t v,
                                           float smoothing, int32_t ignore_index, float* lse_out,
-                                          float* row_loss, float* row_nll) {
+                                          float* rows) {
   __shared__ float scratch[32];
   const int64_t r = blockIdx.x;
   const T* x = logits + r * v;
@@ -63,15 +63,22 @@ __global__ void CrossEntropyForwardKernel(const T* logits, const int32_t* target
   const float lse = m + logf(se);
   lse_out[r] = lse;
   const int32_t t = targets[r];
-  if (t == ignore_index) {
-    row_loss[r] = 0.f;
-    row_nll[r] = 0.f;
+  // Targets are validated on the host when the batch is built; one outside
+  // the vocabulary is skipped like a pad rather than read out of bounds.
+  // Row r of `rows`: loss, nll, and 1 when the row counts (0 for a pad), so
+  // the host reads one buffer per micro-batch and never the targets.
+  float* out = rows + 3 * r;
+  if (t == ignore_index || t < 0 || t >= v) {
+    out[0] = 0.f;
+    out[1] = 0.f;
+    out[2] = 0.f;
     return;
   }
   // −Σ q_v (x_v − lse) with q = (1 − ε)·onehot + ε/V, using Σ q = 1.
   const float nll = lse - ToFloat(x[t]);
-  row_nll[r] = nll;
-  row_loss[r] = (1.f - smoothing) * nll + smoothing * (lse - sx / static_cast<float>(v));
+  out[0] = (1.f - smoothing) * nll + smoothing * (lse - sx / static_cast<float>(v));
+  out[1] = nll;
+  out[2] = 1.f;
 }
 
 template <typename T>
@@ -82,7 +89,7 @@ __global__ void CrossEntropyBackwardKernel(const T* logits, const int32_t* targe
   const T* x = logits + r * v;
   T* d = dlogits + r * v;
   const int32_t t = targets[r];
-  if (t == ignore_index) {
+  if (t == ignore_index || t < 0 || t >= v) {
     for (int64_t j = threadIdx.x; j < v; j += blockDim.x) d[j] = FromFloat<T>(0.f);
     return;
   }
@@ -104,30 +111,26 @@ absl::StatusOr<CrossEntropyStats> CrossEntropyForward(const Tensor& logits, cons
   Tensor lse = Tensor::Empty({n}, DType::kF32, Device::kCuda);
   CrossEntropyStats stats;
   if (n > 0) {
-    Tensor loss = Tensor::Empty({n}, DType::kF32, Device::kCuda);
-    Tensor nll = Tensor::Empty({n}, DType::kF32, Device::kCuda);
+    Tensor rows = Tensor::Empty({n, 3}, DType::kF32, Device::kCuda);
     const float eps = static_cast<float>(smoothing);
     if (logits.dtype() == DType::kBF16) {
       CrossEntropyForwardKernel<__nv_bfloat16><<<n, kRowThreads, 0, ComputeStream()>>>(
           Ptr<__nv_bfloat16>(logits), Ptr<int32_t>(targets), v, eps, ignore_index, Ptr<float>(lse),
-          Ptr<float>(loss), Ptr<float>(nll));
+          Ptr<float>(rows));
     } else {
       CrossEntropyForwardKernel<float><<<n, kRowThreads, 0, ComputeStream()>>>(
           Ptr<float>(logits), Ptr<int32_t>(targets), v, eps, ignore_index, Ptr<float>(lse),
-          Ptr<float>(loss), Ptr<float>(nll));
+          Ptr<float>(rows));
     }
     PT_RETURN_IF_ERROR(::pipetrain::cuda::CheckLaunch("CrossEntropyForwardKernel"));
-    // The copies to the host wait for the kernel on the compute stream.
-    PT_ASSIGN_OR_RETURN(Tensor host_loss, CopyToDevice(loss, Device::kCpu));
-    PT_ASSIGN_OR_RETURN(Tensor host_nll, CopyToDevice(nll, Device::kCpu));
-    PT_ASSIGN_OR_RETURN(Tensor host_targets, CopyToDevice(targets, Device::kCpu));
-    const float* l = host_loss.data<float>();
-    const float* g = host_nll.data<float>();
-    const int32_t* t = host_targets.data<int32_t>();
-    for (int64_t r = 0; r < n; ++r) {
-      if (t[r] == ignore_index) continue;
-      stats.loss_sum += l[r];
-      stats.nll_sum += g[r];
+    // One copy to the host, which waits for the kernel on the compute stream;
+    // the sums are in double and in row order, as on the CPU.
+    PT_ASSIGN_OR_RETURN(Tensor host_rows, CopyToDevice(rows, Device::kCpu));
+    const float* row = host_rows.data<float>();
+    for (int64_t r = 0; r < n; ++r, row += 3) {
+      if (row[2] == 0.f) continue;
+      stats.loss_sum += row[0];
+      stats.nll_sum += row[1];
       ++stats.tokens;
     }
   }

@@ -30,10 +30,11 @@ absl::StatusOr<Tensor> ApplyMask(const Tensor& in, double p, const RngKey& rng, 
     return cuda::DropoutApply(in, p, rng);
   }
 #endif
-  if (in.device() != Device::kCpu) {
+  if (in.device() == Device::kCuda) {
     return absl::UnimplementedError(absl::StrCat(op, ": ", arg, " is on ", DeviceName(in.device()),
-                                                 "; only CPU tensors are supported in this build"));
+                                                 "; this build has no CUDA backend"));
   }
+  const EmulatedKernelScope kernel(in.device());  // the CPU kernel, on emulated tensors too
   PT_CHECK_ARG(in.dtype() == DType::kF32 || in.dtype() == DType::kF64, op, ": ", arg, " has dtype ",
                DTypeName(in.dtype()), "; expected f32 or f64");
   // p == 0 is the evaluation path: no copy, the caller gets its own tensor back.

@@ -10,6 +10,7 @@
 #if PIPETRAIN_WITH_CUDA
 #include "core/ops/elementwise_cuda.h"
 #endif
+#include "core/device_storage.h"
 #include "core/status_macros.h"
 
 namespace pipetrain::ops {
@@ -107,6 +108,8 @@ absl::StatusOr<Tensor> Scale(const Tensor& x, double a) {
 absl::StatusOr<double> Dot(const Tensor& x, const Tensor& y) {
   PT_RETURN_IF_ERROR(CheckPair("Dot", "x", x, "y", y));
   PT_DISPATCH_CUDA(x, cuda::Dot(x, y));
+  // A result on the host is a read of the device (counted as the GPU's is).
+  if (x.device() == Device::kEmulated) device_storage::CountDeviceToHost(sizeof(double));
   if (x.dtype() == DType::kF32) return cpu::Dot<float>(x.data<float>(), y.data<float>(), x.numel());
   return cpu::Dot<double>(x.data<double>(), y.data<double>(), x.numel());
 }

@@ -45,16 +45,17 @@ std::string IndexString(int64_t flat, const Shape& shape) {
 absl::Status CheckIds(absl::string_view op, const Tensor& ids, int64_t vocab, Device device) {
   PT_CHECK_ARG(ids.defined(), op, ": ids is an undefined tensor");
   PT_CHECK_ARG(ids.dtype() == DType::kI32, op, ": ids must be i32, got ", DTypeName(ids.dtype()));
-  if (device == Device::kCpu && ids.device() != Device::kCpu) {
+  if (device == Device::kCpu && ids.device() == Device::kCuda) {
     return absl::UnimplementedError(absl::StrCat(op, ": ids is on ", DeviceName(ids.device()),
                                                  "; only the CPU implementation is built"));
   }
   PT_RETURN_IF_ERROR(CheckDevice(op, "ids", ids, device));
-  Tensor host_ids = ids;
-  if (device != Device::kCpu) {
-    PT_ASSIGN_OR_RETURN(host_ids, CopyToDevice(ids, Device::kCpu));
-  }
-  const int32_t* p = host_ids.data<int32_t>();
+  // Device ids are not read here: that would make the host wait for the
+  // device at every embedding call. The trainer validates every batch's ids
+  // once, on the host, when the batch is built (CheckBatchIds,
+  // core/data/collate.h), and the kernels never read outside the table.
+  if (ids.device() != Device::kCpu) return absl::OkStatus();
+  const int32_t* p = ids.data<int32_t>();
   for (int64_t i = 0; i < ids.numel(); ++i) {
     PT_CHECK_ARG(p[i] >= 0 && p[i] < vocab, op, ": id ", p[i], " at position ",
                  IndexString(i, ids.shape()), " of ids ", ShapeString(ids.shape()),

@@ -21,22 +21,28 @@ using ::pipetrain::cuda::ToFloat;
 constexpr int kThreads = 256;
 
 template <typename T>
-__global__ void EmbeddingForwardKernel(const int32_t* ids, int64_t n, const T* table, int64_t d,
-                                       float scale, T* y) {
+__global__ void EmbeddingForwardKernel(const int32_t* ids, int64_t n, const T* table, int64_t vocab,
+                                       int64_t d, float scale, T* y) {
   const int64_t total = n * d, stride = int64_t{gridDim.x} * blockDim.x;
   for (int64_t k = int64_t{blockIdx.x} * blockDim.x + threadIdx.x; k < total; k += stride) {
     const int64_t i = k / d, j = k - i * d;
-    y[k] = FromFloat<T>(scale * ToFloat(table[int64_t{ids[i]} * d + j]));
+    const int64_t id = ids[i];
+    // Ids are validated on the host when the batch is built; an id outside
+    // the table still never reads outside it.
+    y[k] = id >= 0 && id < vocab ? FromFloat<T>(scale * ToFloat(table[id * d + j])) : FromFloat<T>(0.f);
   }
 }
 
 template <typename T>
-__global__ void EmbeddingBackwardWeightKernel(const int32_t* ids, int64_t n, const T* dy, int64_t d,
-                                              float scale, float* dtable) {
+__global__ void EmbeddingBackwardWeightKernel(const int32_t* ids, int64_t n, const T* dy,
+                                              int64_t vocab, int64_t d, float scale,
+                                              float* dtable) {
   const int64_t j = int64_t{blockIdx.x} * blockDim.x + threadIdx.x;
   if (j >= d) return;
   for (int64_t i = 0; i < n; ++i) {
-    dtable[int64_t{ids[i]} * d + j] += scale * ToFloat(dy[i * d + j]);
+    const int64_t id = ids[i];
+    if (id < 0 || id >= vocab) continue;  // never written outside the table
+    dtable[id * d + j] += scale * ToFloat(dy[i * d + j]);
   }
 }
 
@@ -66,10 +72,10 @@ absl::StatusOr<Tensor> EmbeddingForward(const Tensor& ids, const Tensor& table, 
   const float s = static_cast<float>(scale);
   if (table.dtype() == DType::kBF16) {
     EmbeddingForwardKernel<__nv_bfloat16><<<blocks, kThreads, 0, ComputeStream()>>>(
-        Ptr<int32_t>(ids), n, Ptr<__nv_bfloat16>(table), d, s, Ptr<__nv_bfloat16>(y));
+        Ptr<int32_t>(ids), n, Ptr<__nv_bfloat16>(table), table.dim(0), d, s, Ptr<__nv_bfloat16>(y));
   } else {
     EmbeddingForwardKernel<float><<<blocks, kThreads, 0, ComputeStream()>>>(
-        Ptr<int32_t>(ids), n, Ptr<float>(table), d, s, Ptr<float>(y));
+        Ptr<int32_t>(ids), n, Ptr<float>(table), table.dim(0), d, s, Ptr<float>(y));
   }
   PT_RETURN_IF_ERROR(::pipetrain::cuda::CheckLaunch("EmbeddingForwardKernel"));
   return y;
@@ -83,10 +89,10 @@ absl::Status EmbeddingBackwardWeight(const Tensor& ids, const Tensor& dy, double
   const float s = static_cast<float>(scale);
   if (dy.dtype() == DType::kBF16) {
     EmbeddingBackwardWeightKernel<__nv_bfloat16><<<blocks, kThreads, 0, ComputeStream()>>>(
-        Ptr<int32_t>(ids), n, Ptr<__nv_bfloat16>(dy), d, s, Ptr<float>(dtable));
+        Ptr<int32_t>(ids), n, Ptr<__nv_bfloat16>(dy), dtable.dim(0), d, s, Ptr<float>(dtable));
   } else {
     EmbeddingBackwardWeightKernel<float><<<blocks, kThreads, 0, ComputeStream()>>>(
-        Ptr<int32_t>(ids), n, Ptr<float>(dy), d, s, Ptr<float>(dtable));
+        Ptr<int32_t>(ids), n, Ptr<float>(dy), dtable.dim(0), d, s, Ptr<float>(dtable));
   }
   return ::pipetrain::cuda::CheckLaunch("EmbeddingBackwardWeightKernel");
 }

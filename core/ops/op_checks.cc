@@ -9,7 +9,7 @@ absl::Status CheckFloatCpu(absl::string_view op, absl::string_view name, const T
   PT_CHECK_ARG(t.defined(), op, ": ", name, " is an undefined tensor");
   PT_CHECK_ARG(t.dtype() == DType::kF32 || t.dtype() == DType::kF64, op, ": ", name,
                " must be f32 or f64, got ", DTypeName(t.dtype()));
-  if (t.device() != Device::kCpu) {
+  if (t.device() == Device::kCuda) {
     return absl::UnimplementedError(absl::StrCat(op, ": ", name, " is on ", DeviceName(t.device()),
                                                  "; only the CPU implementation is built"));
   }
@@ -18,9 +18,11 @@ absl::Status CheckFloatCpu(absl::string_view op, absl::string_view name, const T
 
 absl::Status CheckFloat(absl::string_view op, absl::string_view name, const Tensor& t) {
   PT_CHECK_ARG(t.defined(), op, ": ", name, " is an undefined tensor");
-  if (t.device() == Device::kCpu) {
+  if (t.device() != Device::kCuda) {
+    // The emulated device runs the CPU kernels, so it computes as the CPU does.
     PT_CHECK_ARG(t.dtype() == DType::kF32 || t.dtype() == DType::kF64, op, ": ", name,
-                 " must be f32 or f64 on the CPU, got ", DTypeName(t.dtype()));
+                 " must be f32 or f64 on the ", DeviceName(t.device()), " device, got ",
+                 DTypeName(t.dtype()));
   } else {
     PT_CHECK_ARG(t.dtype() == DType::kF32 || t.dtype() == DType::kBF16, op, ": ", name,
                  " must be bf16 or f32 on the GPU, got ", DTypeName(t.dtype()));

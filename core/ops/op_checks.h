@@ -15,8 +15,9 @@
 
 namespace pipetrain::ops {
 
-// `t` is defined, f32 or f64, and on the CPU (for ops with no GPU
-// implementation yet: a device tensor gets Unimplemented).
+// `t` is defined, f32 or f64, and not on a CUDA device (for ops with no GPU
+// implementation yet: a CUDA tensor gets Unimplemented). The emulated device
+// runs the CPU kernels, so it passes.
 absl::Status CheckFloatCpu(absl::string_view op, absl::string_view name, const Tensor& t);
 
 // `t` is defined and of a float dtype its device computes in (see above).
@@ -32,16 +33,19 @@ DType AccumulatorDType(const Tensor& x);
 
 }  // namespace pipetrain::ops
 
-// In an op's dispatcher: hands the call to the CUDA implementation when
-// `tensor` lives on the GPU. A CPU-only build cannot create device tensors,
-// so there the line compiles to nothing.
+// In an op's dispatcher, after the argument checks: hands the call to the
+// CUDA implementation when `tensor` lives on the GPU. Otherwise the rest of
+// the function is the CPU kernel; for an emulated-device `tensor` it runs
+// inside an EmulatedKernelScope (core/tensor.h), which lets it read the
+// emulated tensors and puts its outputs on the emulated device. A CPU-only
+// build cannot create CUDA tensors, so there only the scope remains.
 #if PIPETRAIN_WITH_CUDA
-#define PT_DISPATCH_CUDA(tensor, call) \
-  if ((tensor).device() == ::pipetrain::Device::kCuda) return call
+#define PT_DISPATCH_CUDA(tensor, call)                               \
+  if ((tensor).device() == ::pipetrain::Device::kCuda) return call; \
+  const ::pipetrain::EmulatedKernelScope pt_emulated_kernel_((tensor).device())
 #else
 #define PT_DISPATCH_CUDA(tensor, call) \
-  do {                                 \
-  } while (0)
+  const ::pipetrain::EmulatedKernelScope pt_emulated_kernel_((tensor).device())
 #endif
 
 #endif  // PIPETRAIN_CORE_OPS_OP_CHECKS_H_

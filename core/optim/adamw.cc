@@ -76,9 +76,10 @@ absl::Status AdamWStep(const AdamWHyper& hyper, int64_t step, Tensor& params, co
     if (on_gpu) {
       PT_CHECK_ARG(x.t->device() == Device::kCuda, "AdamWStep: ", x.name, " is ",
                    x.t->DebugString(), " but params are on ", DeviceName(params.device()));
-    } else if (x.t->device() != Device::kCpu) {
-      return absl::UnimplementedError(absl::StrCat(
-          "AdamWStep: ", x.name, " is ", x.t->DebugString(), "; only CPU tensors are supported"));
+    } else if (x.t->device() != params.device()) {
+      return absl::InvalidArgumentError(absl::StrCat("AdamWStep: ", x.name, " is ",
+                                                     x.t->DebugString(), " but params are on ",
+                                                     DeviceName(params.device())));
     }
     PT_CHECK_ARG(x.t->dtype() == dtype && x.t->numel() == params.numel(), "AdamWStep: ", x.name,
                  " is ", x.t->DebugString(), "; expected ", DTypeName(dtype), " with ",
@@ -87,6 +88,7 @@ absl::Status AdamWStep(const AdamWHyper& hyper, int64_t step, Tensor& params, co
 #if PIPETRAIN_WITH_CUDA
   if (on_gpu) return cuda::AdamWStep(hyper, step, params, grads, m, v);
 #endif
+  const EmulatedKernelScope kernel(params.device());  // the CPU kernel, on emulated tensors too
   if (dtype == DType::kF32) {
     Update<float>(hyper, step, params.numel(), params.data<float>(), grads.data<float>(),
                   m.data<float>(), v.data<float>());

@@ -9,6 +9,8 @@
 #if PIPETRAIN_WITH_CUDA
 #include "core/optim/grad_clip_cuda.h"
 #endif
+#include "core/device.h"
+#include "core/device_storage.h"
 #include "core/status_macros.h"
 
 namespace pipetrain {
@@ -51,11 +53,15 @@ double SumOfSquares(const Tensor& t) {
     return *sum;
   }
 #endif
-  if (t.device() != Device::kCpu) {
+  if (t.device() == Device::kCuda) {
     std::fprintf(stderr, "pipetrain: SumOfSquares of %s on the CPU path\n",
                  t.DebugString().c_str());
     std::abort();
   }
+  // The emulated device reduces with the CPU loop; its result reaches the
+  // host as the GPU's would, through a copy.
+  if (t.device() == Device::kEmulated) device_storage::CountDeviceToHost(sizeof(double));
+  const EmulatedKernelScope kernel(t.device());
   switch (t.dtype()) {
     case DType::kF32:
       return SumSquares(t.data<float>(), t.numel());
@@ -68,15 +74,58 @@ double SumOfSquares(const Tensor& t) {
   }
 }
 
+absl::StatusOr<std::vector<double>> SegmentSumsOfSquares(
+    const Tensor& flat, const std::vector<FlatSegment>& segments) {
+  PT_CHECK_ARG(flat.defined(), "SegmentSumsOfSquares: the buffer is not set");
+  for (const FlatSegment& s : segments) {
+    PT_CHECK_ARG(s.offset >= 0 && s.length >= 0 && s.offset + s.length <= flat.numel(),
+                 "SegmentSumsOfSquares: segment [", s.offset, ", +", s.length, ") is outside ",
+                 flat.DebugString());
+  }
+  const int64_t count = static_cast<int64_t>(segments.size());
+  if (flat.device() == Device::kCpu) {
+    std::vector<double> sums;
+    sums.reserve(segments.size());
+    for (const FlatSegment& s : segments) sums.push_back(SumOfSquares(flat.View(s.offset, {s.length})));
+    return sums;
+  }
+  // On a device the sums land in one device vector, copied to the host once.
+  Tensor sums = Tensor::Empty({count}, DType::kF64, flat.device());
+#if PIPETRAIN_WITH_CUDA
+  if (flat.device() == Device::kCuda) {
+    PT_CHECK_ARG(flat.dtype() == DType::kF32 || flat.dtype() == DType::kBF16,
+                 "SegmentSumsOfSquares: ", flat.DebugString(), "; expected cuda f32 or bf16");
+    std::vector<cuda::SquaresSegment> parts;
+    for (const FlatSegment& s : segments) parts.push_back({s.offset, s.length});
+    PT_RETURN_IF_ERROR(cuda::SegmentSumsOfSquares(flat, parts, sums));
+  }
+#endif
+  if (flat.device() == Device::kEmulated) {
+    const EmulatedKernelScope kernel(flat.device());
+    for (int64_t i = 0; i < count; ++i) {
+      const FlatSegment& s = segments[i];
+      const Tensor part = flat.View(s.offset, {s.length});
+      double sum = 0.0;
+      if (part.numel() > 0) {
+        sum = flat.dtype() == DType::kF32 ? SumSquares(part.data<float>(), part.numel())
+                                          : SumSquares(part.data<double>(), part.numel());
+      }
+      sums.data<double>()[i] = sum;
+    }
+  }
+  PT_ASSIGN_OR_RETURN(const Tensor host, CopyToDevice(sums, Device::kCpu));
+  return std::vector<double>(host.data<double>(), host.data<double>() + count);
+}
+
 absl::StatusOr<double> ClipToNorm(Tensor& grads, double sum_of_squares, double max_norm) {
   const bool on_gpu = grads.defined() && grads.device() == Device::kCuda;
   PT_CHECK_ARG(grads.defined() && (on_gpu ? (grads.dtype() == DType::kF32 ||
                                              grads.dtype() == DType::kBF16)
-                                          : (grads.device() == Device::kCpu &&
+                                          : (grads.device() != Device::kCuda &&
                                              (grads.dtype() == DType::kF32 ||
                                               grads.dtype() == DType::kF64))),
                "ClipToNorm: grads are ", grads.defined() ? grads.DebugString() : "unset",
-               on_gpu ? "; expected cuda f32 or bf16" : "; expected cpu f32 or f64");
+               on_gpu ? "; expected cuda f32 or bf16" : "; expected f32 or f64");
   PT_CHECK_ARG(!std::isnan(max_norm), "ClipToNorm: max_norm is NaN");
   PT_CHECK_ARG(!(sum_of_squares < 0.0), "ClipToNorm: sum_of_squares = ", sum_of_squares,
                " is negative");
@@ -96,6 +145,7 @@ absl::StatusOr<double> ClipToNorm(Tensor& grads, double sum_of_squares, double m
     return norm;
   }
 #endif
+  const EmulatedKernelScope kernel(grads.device());
   if (grads.dtype() == DType::kF32) {
     Scale(grads.data<float>(), grads.numel(), factor);
   } else {

@@ -5,12 +5,26 @@
 #ifndef PIPETRAIN_CORE_OPTIM_GRAD_CLIP_H_
 #define PIPETRAIN_CORE_OPTIM_GRAD_CLIP_H_
 
+#include <cstdint>
+#include <vector>
+
 #include "absl/status/statusor.h"
 #include "core/tensor.h"
 
 namespace pipetrain {
 
 double SumOfSquares(const Tensor& t);
+
+// The sums of squares of consecutive parts of a flat buffer (each part's
+// sum bitwise what SumOfSquares of it gives on the same device), computed
+// on the buffer's device and read by the host once: a deep stage's norm
+// costs one wait for the device, not one per parameter.
+struct FlatSegment {
+  int64_t offset = 0;  // elements into `flat`
+  int64_t length = 0;
+};
+absl::StatusOr<std::vector<double>> SegmentSumsOfSquares(const Tensor& flat,
+                                                         const std::vector<FlatSegment>& segments);
 
 // Scales `grads` by min(1, max_norm / norm) where norm = sqrt(sum_of_squares).
 // max_norm <= 0 disables clipping. Returns the norm before clipping. A

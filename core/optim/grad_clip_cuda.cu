@@ -66,6 +66,33 @@ absl::StatusOr<double> SumOfSquares(const Tensor& t) {
   return host.data<double>()[kPartialBlocks];
 }
 
+absl::Status SegmentSumsOfSquares(const Tensor& flat, const std::vector<SquaresSegment>& segments,
+                                  Tensor& out) {
+  // One scratch buffer serves every segment: the kernels run in stream order.
+  Tensor partial = Tensor::Empty({kPartialBlocks}, DType::kF64, Device::kCuda);
+  double* p = static_cast<double*>(partial.raw_data());
+  double* sums = static_cast<double*>(out.raw_data());
+  for (size_t s = 0; s < segments.size(); ++s) {
+    const int64_t n = segments[s].length;
+    if (n == 0) {
+      PT_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(sums + s, 0, sizeof(double), ComputeStream()),
+                              "SegmentSumsOfSquares");
+      continue;
+    }
+    if (flat.dtype() == DType::kBF16) {
+      SumSquaresPartialKernel<<<kPartialBlocks, kThreads, 0, ComputeStream()>>>(
+          static_cast<const __nv_bfloat16*>(flat.raw_data()) + segments[s].offset, n, p);
+    } else {
+      SumSquaresPartialKernel<<<kPartialBlocks, kThreads, 0, ComputeStream()>>>(
+          static_cast<const float*>(flat.raw_data()) + segments[s].offset, n, p);
+    }
+    PT_RETURN_IF_ERROR(CheckLaunch("SumSquaresPartialKernel"));
+    SumPartialsKernel<<<1, kThreads, 0, ComputeStream()>>>(p, kPartialBlocks, sums + s);
+    PT_RETURN_IF_ERROR(CheckLaunch("SumPartialsKernel"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ScaleInPlace(Tensor& t, double factor) {
   const int64_t n = t.numel();
   if (n == 0) return absl::OkStatus();
