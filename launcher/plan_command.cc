@@ -13,7 +13,8 @@
 #include "core/config/spec_loader.h"
 #include "core/status_macros.h"
 #include "launcher/plan_memory.h"
-#include "launcher/stage_layout.h"
+#include "launcher/run_spec_checks.h"
+#include "launcher/trainer/stage_layout.h"
 #include "parallel/chrome_trace.h"
 #include "parallel/partition.h"
 #include "parallel/schedule.h"
@@ -86,7 +87,7 @@ absl::StatusOr<RunSpec> ResolveSpec(const std::vector<std::string>& set_override
   }
   const std::string spec_path = absl::GetFlag(FLAGS_spec);
   const std::string config_path = absl::GetFlag(FLAGS_config);
-  PT_ASSIGN_OR_RETURN(RunSpec spec, LoadRunSpec(spec_path, config_path, overrides));
+  PT_ASSIGN_OR_RETURN(RunSpec spec, LoadCheckedRunSpec(spec_path, config_path, overrides));
   const int seq = absl::GetFlag(FLAGS_seq);
   if (seq == 0) return spec;
   PT_CHECK_ARG(seq >= 2, "--seq=", seq,
@@ -97,14 +98,14 @@ absl::StatusOr<RunSpec> ResolveSpec(const std::vector<std::string>& set_override
   if (spec.train().synthetic().min_length() > seq - 1) {
     overrides.push_back(absl::StrCat("train.synthetic.min_length=", seq - 1));
   }
-  return LoadRunSpec(spec_path, config_path, overrides);
+  return LoadCheckedRunSpec(spec_path, config_path, overrides);
 }
 
 std::string ScheduleName(const PipelineConfig& pipe) {
-  return pipe.schedule() == "interleaved" && pipe.chunks() > 1
+  return pipe.schedule() == SCHEDULE_INTERLEAVED_1F1B && pipe.chunks() > 1
              ? absl::StrCat("interleaved 1F1B, ", pipe.chunks(), " chunks per rank")
-         : pipe.schedule() == "gpipe" ? std::string("GPipe")
-                                      : std::string("1F1B");
+         : pipe.schedule() == SCHEDULE_GPIPE ? std::string("GPipe")
+                                             : std::string("1F1B");
 }
 
 std::string RecomputeName(const PipelineConfig& pipe) {
