@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "absl/strings/str_format.h"
 #include "core/philox.h"
@@ -33,7 +34,35 @@ Tensor NumericGradient(const std::function<double()>& loss, Tensor& x, double h)
   return g;
 }
 
+namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+// Fails the test, naming the first element where `a` or `b` is NaN or Inf;
+// true when every element of both is finite. One failure per call, however
+// many elements are bad, so the message stays readable (and a test of this
+// check can expect exactly one).
+bool AllFinite(const char* helper, const char* a_name, const Tensor& a, const char* b_name,
+               const Tensor& b) {
+  for (int64_t i = 0; i < a.numel(); ++i) {
+    const double va = a.At(i), vb = b.At(i);
+    if (std::isfinite(va) && std::isfinite(vb)) continue;
+    ADD_FAILURE() << helper << ": element " << i << " is not finite: " << a_name << "[" << i
+                  << "] = " << va << ", " << b_name << "[" << i << "] = " << vb;
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 double RelativeError(const Tensor& analytic, const Tensor& numeric, double floor) {
+  if (analytic.numel() != numeric.numel()) {
+    ADD_FAILURE() << "RelativeError: analytic has " << analytic.numel() << " elements, numeric has "
+                  << numeric.numel();
+    return kNaN;
+  }
+  if (!AllFinite("RelativeError", "analytic", analytic, "numeric", numeric)) return kNaN;
   double max_diff = 0, max_ref = floor;
   for (int64_t i = 0; i < numeric.numel(); ++i) {
     max_diff = std::max(max_diff, std::abs(analytic.At(i) - numeric.At(i)));
@@ -49,7 +78,12 @@ double WeightedSum(const Tensor& y, const Tensor& w) {
 }
 
 double MaxAbsDiff(const Tensor& a, const Tensor& b) {
-  EXPECT_EQ(a.shape(), b.shape());
+  if (a.shape() != b.shape()) {
+    ADD_FAILURE() << "MaxAbsDiff: shapes differ: " << ShapeString(a.shape()) << " vs "
+                  << ShapeString(b.shape());
+    return kNaN;
+  }
+  if (!AllFinite("MaxAbsDiff", "a", a, "b", b)) return kNaN;
   double m = 0;
   for (int64_t i = 0; i < a.numel(); ++i) m = std::max(m, std::abs(a.At(i) - b.At(i)));
   return m;

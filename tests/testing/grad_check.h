@@ -25,12 +25,19 @@ Tensor NumericGradient(const std::function<double()>& loss, Tensor& x, double h 
 
 // max |a − n| / max(max |n|, floor): the error relative to the gradient's scale.
 // The floor keeps an all-zero gradient from dividing by zero.
+//
+// A NaN or Inf in either tensor, or a different element count, is a test
+// failure (reported here, naming the first bad element) and the result is NaN,
+// so the caller's EXPECT_LT / EXPECT_GT on it fails too, with the caller's
+// context. Without this, std::max would drop every NaN and an all-NaN gradient
+// would measure as error 0.
 double RelativeError(const Tensor& analytic, const Tensor& numeric, double floor = 1e-8);
 
 // Σ w ⊙ y in double.
 double WeightedSum(const Tensor& y, const Tensor& w);
 
-// max |a − b| over elements (shapes must match).
+// max |a − b| over elements. Shapes that differ, or a NaN or Inf in either
+// tensor, fail the test and give NaN, as in RelativeError.
 double MaxAbsDiff(const Tensor& a, const Tensor& b);
 // a − b as f64.
 Tensor Minus(const Tensor& a, const Tensor& b);
