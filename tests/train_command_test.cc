@@ -13,6 +13,15 @@ using testing::FinalDigest;
 using testing::RunPipetrain;
 using testing::StepValues;
 
+// The final params_digest of a run, checked to be one: when the "final:" line
+// is missing or changes form, FinalDigest gives "", and "" == "" (or "" != a
+// digest) would pass a comparison that checked nothing.
+std::string CheckedDigest(const testing::RunResult& run) {
+  const std::string digest = FinalDigest(run.output);
+  EXPECT_THAT(digest, ::testing::MatchesRegex("[0-9a-f]{16}")) << run.output;
+  return digest;
+}
+
 TEST(TrainCommandTest, SameSeedSameDigestOtherSeedOther) {
   const auto a = RunPipetrain("train --spec configs/tiny.pbtxt --steps 3 --seed 7");
   const auto b = RunPipetrain("train --spec configs/tiny.pbtxt --steps 3 --seed 7");
@@ -20,9 +29,8 @@ TEST(TrainCommandTest, SameSeedSameDigestOtherSeedOther) {
   ASSERT_EQ(a.exit_code, 0) << a.output;
   ASSERT_EQ(c.exit_code, 0) << c.output;
   EXPECT_EQ(StepValues(a.output, "loss").size(), 3u) << a.output;
-  EXPECT_FALSE(FinalDigest(a.output).empty()) << a.output;
-  EXPECT_EQ(FinalDigest(a.output), FinalDigest(b.output));
-  EXPECT_NE(FinalDigest(a.output), FinalDigest(c.output));
+  EXPECT_EQ(CheckedDigest(a), CheckedDigest(b));
+  EXPECT_NE(CheckedDigest(a), CheckedDigest(c));
   EXPECT_NE(a.output.find("final: step=3 "), std::string::npos) << a.output;
 }
 
@@ -36,7 +44,7 @@ TEST(TrainCommandTest, DigestDoesNotDependOnTheThreadCount) {
       testing::RunCommand("env OMP_NUM_THREADS=2 " + std::string(PIPETRAIN_BINARY) + " " + args);
   ASSERT_EQ(one.exit_code, 0) << one.output;
   ASSERT_EQ(two.exit_code, 0) << two.output;
-  EXPECT_EQ(FinalDigest(one.output), FinalDigest(two.output));
+  EXPECT_EQ(CheckedDigest(one), CheckedDigest(two));
 }
 
 TEST(TrainCommandTest, SetOverridesChangeTheRun) {
@@ -45,7 +53,7 @@ TEST(TrainCommandTest, SetOverridesChangeTheRun) {
       RunPipetrain("train --spec configs/tiny.pbtxt --steps 2 --set train.lr=0.0001");
   ASSERT_EQ(base.exit_code, 0) << base.output;
   ASSERT_EQ(changed.exit_code, 0) << changed.output;
-  EXPECT_NE(FinalDigest(base.output), FinalDigest(changed.output));
+  EXPECT_NE(CheckedDigest(base), CheckedDigest(changed));
   const auto pre_ln = RunPipetrain("train --spec configs/tiny.pbtxt --steps 2 --set norm=PRE_LN");
   ASSERT_EQ(pre_ln.exit_code, 0) << pre_ln.output;
   EXPECT_NE(pre_ln.output.find("PRE_LN"), std::string::npos) << pre_ln.output;
@@ -116,7 +124,7 @@ TEST(TrainCommandTest, SignalStopsWithACheckpointAndTheRerunEndsLikeAStraightRun
   const auto resumed = RunPipetrain(args + "--set output_dir=" + run_dir);
   ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
   EXPECT_THAT(resumed.output, ::testing::HasSubstr("resumed from"));
-  EXPECT_EQ(testing::FinalDigest(resumed.output), testing::FinalDigest(straight.output));
+  EXPECT_EQ(CheckedDigest(resumed), CheckedDigest(straight));
 }
 
 }  // namespace
