@@ -11,7 +11,12 @@
 # `run` executes every tests/cuda_*_test binary (each GPU op against the CPU op,
 # forward and backward, f32 and bf16) and the NCCL communicator test under
 # mpirun with 2 ranks on one GPU (the host-staged fallback), then prints one
-# summary line per binary; then gpu_layer_bench's JSON lines (bench.jsonl). docs/gpu-validation.md says what was run when.
+# summary line per binary; then gpu_layer_bench's JSON lines (bench.jsonl).
+# It records the device, driver and CUDA versions (device.txt) and ends with one
+# verdict line (also in summary.txt). On a machine with a GPU (`nvidia-smi -L`
+# lists one) a SKIPPED test fails the run: a GPU test skips only when it could
+# not use the GPU, so a skip there would read as a pass that checked nothing.
+# docs/gpu-validation.md says what was run when.
 set -uo pipefail
 mode=${1:-}
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -31,6 +36,8 @@ case "$mode" in
     [ -n "$bundler" ] || { echo "device-bundle not found (../shared/tools)" >&2; exit 1; }
     # shellcheck disable=SC2086
     "$bundler" "$bundle" $bins
+    # The toolkit the binaries were built with: the GPU machine may have another.
+    { command -v nvcc > /dev/null && nvcc --version | grep -E 'release|Build'; } > "$bundle/toolkit.txt" 2>&1
     peer=$(ls "$root"/../shared/peers/torch_deepnorm.py /work/shared/peers/torch_deepnorm.py 2>/dev/null | head -1)
     [ -n "$peer" ] && cp "$peer" "$bundle/" && cp "$root/bench/run_gpu_bench.sh" "$bundle/"
     grep -qx '/.gpu/' "$root/.git/info/exclude" 2>/dev/null || echo '/.gpu/' >> "$root/.git/info/exclude"
@@ -48,24 +55,63 @@ case "$mode" in
     rm -rf "$bundle" && mkdir -p "$bundle" && tar -C "$bundle" -xJf "$root/.gpu/bundle.tar.xz"
     # shellcheck disable=SC1091
     source "$bundle/env.sh"
-    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | tee "$out/device.txt"
-    date -u +%Y-%m-%dT%H:%MZ >> "$out/device.txt"
+    summary="$out/summary.txt"
+    : > "$summary"
+    # Said lines go to the output and to summary.txt, which comes back with $OUT.
+    say() { echo "$*" | tee -a "$summary"; }
+    # The names of the tests a GoogleTest log reports as skipped, one a line
+    # (the "[  SKIPPED ] 3 tests, listed below:" count line has no dot).
+    skipped_in() { sed -nE 's/^\[  SKIPPED \] ([^ ]+\.[^ ]+)( \([0-9]+ ms\))?$/\1/p' "$1" | sort -u; }
+    gpu=$(nvidia-smi -L 2>/dev/null | grep -m1 '^GPU ')
+    first_bin=$(ls "$bundle"/bin/cuda_*_test 2>/dev/null | head -1)
+    nvcc=$(command -v nvcc || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
+    if command -v nvidia-smi > /dev/null; then
+      query=$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | paste -sd ';')
+    else
+      query="nvidia-smi not found"
+    fi
+    {
+      echo "date: $(date -u +%Y-%m-%dT%H:%MZ)"
+      echo "gpu: ${gpu:-none (nvidia-smi -L lists no GPU)}"
+      echo "name, driver, memory: $query"
+      echo "cuda (highest the driver supports, per nvidia-smi): $(nvidia-smi 2>/dev/null | grep -oE 'CUDA Version: *[0-9.]+' | grep -oE '[0-9.]+$' || echo unknown)"
+      runtime=$( [ -n "$first_bin" ] && ldd "$first_bin" 2>/dev/null | awk '/libcudart|libcublasLt/ {print $3}' |
+                   xargs -r readlink -f | xargs -r -n1 basename | paste -sd ' ')
+      echo "cuda runtime loaded by the tests: ${runtime:-unknown}"
+      echo "cuda toolkit here (nvcc): $( [ -n "$nvcc" ] && "$nvcc" --version | grep release || echo none)"
+      echo "cuda toolkit the tests were built with: $(paste -sd ' ' "$bundle/toolkit.txt" 2>/dev/null || echo unknown)"
+    } > "$out/device.txt"
+    tee -a "$summary" < "$out/device.txt"
     status=0
+    failed=""
+    skipped_total=0
+    skipped_names=""
+    # Records one binary's outcome: its rc and the tests its log reports as skipped.
+    note() {  # name rc log
+      [ "$2" -eq 0 ] || { status=1; failed="$failed $1"; }
+      local skipped
+      skipped=$(skipped_in "$3")
+      [ -n "$skipped" ] || return 0
+      skipped_total=$((skipped_total + $(wc -l <<< "$skipped")))
+      skipped_names="$skipped_names$skipped"$'\n'
+      say "  skipped in $1: $(head -5 <<< "$skipped" | paste -sd ' ')$( [ "$(wc -l <<< "$skipped")" -gt 5 ] && echo ' ...')"
+      say "  first reason: $(grep -m1 -A1 ': Skipped$' "$3" | tail -1)"
+    }
     for bin in "$bundle"/bin/cuda_*_test; do
       name=$(basename "$bin")
       timeout 300 "$bin" --gtest_output="json:$out/$name.json" > "$out/$name.log" 2>&1
       rc=$?
-      [ $rc -eq 0 ] || status=1
-      echo "$name rc=$rc $(grep -E '^\[  (PASSED|FAILED|SKIPPED) +\] [0-9]+ tests?[,.]' "$out/$name.log" | tr '\n' ' ')"
+      say "$name rc=$rc $(grep -E '^\[  (PASSED|FAILED|SKIPPED) +\] [0-9]+ tests?[,.]' "$out/$name.log" | tr '\n' ' ')"
       grep -E '^\[  FAILED  \]' "$out/$name.log" | head -20
+      note "$name" $rc "$out/$name.log"
     done
     if [ -x "$bundle/bin/nccl_communicator_test" ]; then
       timeout 120 mpirun -np 2 --oversubscribe "$bundle/bin/nccl_communicator_test" \
         > "$out/nccl_communicator_test.log" 2>&1
       rc=$?
-      [ $rc -eq 0 ] || status=1
-      echo "nccl_communicator_test (2 ranks, 1 GPU) rc=$rc"
+      say "nccl_communicator_test (2 ranks, 1 GPU) rc=$rc"
       tail -5 "$out/nccl_communicator_test.log"
+      note nccl_communicator_test $rc "$out/nccl_communicator_test.log"
     fi
     if [ -x "$bundle/bin/gpu_layer_bench" ]; then
       # The issue's two shapes, as layer stacks (encoder + decoder layers).
@@ -80,6 +126,18 @@ case "$mode" in
       for shape in base deep-thin; do
         timeout 300 bash "$bundle/run_gpu_bench.sh" "$bundle/bin" "$bundle/torch_deepnorm.py" --shape $shape 2>&1 | tail -1
       done
+    fi
+    # The verdict comes last, so that it is the output's last line.
+    if [ -n "$gpu" ] && [ "$skipped_total" -gt 0 ]; then
+      status=1
+      say "gpu_check: FAIL: $skipped_total GPU test(s) SKIPPED on a machine with a GPU ($gpu):" \
+          "$(grep . <<< "$skipped_names" | head -10 | paste -sd ' ')$( [ "$skipped_total" -gt 10 ] && echo ' ...')${failed:+; failed:$failed}"
+    elif [ -n "$failed" ]; then
+      say "gpu_check: FAIL: failed:$failed"
+    elif [ -z "$gpu" ]; then
+      say "gpu_check: no GPU here (nvidia-smi -L lists none): $skipped_total test(s) skipped, as expected; nothing was checked on a GPU"
+    else
+      say "gpu_check: PASS: every GPU test ran and passed on $gpu"
     fi
     exit $status
     ;;
