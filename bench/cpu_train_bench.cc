@@ -43,7 +43,8 @@
 #include "core/status_macros.h"
 #include "core/util/log.h"
 #include "launcher/command_line.h"
-#include "launcher/trainer.h"
+#include "launcher/trainer/trainer.h"
+#include "models/transformer_model.h"
 
 ABSL_FLAG(std::string, spec, "", "Run spec (protobuf text format); required");
 ABSL_FLAG(int32_t, seq, 32, "Source and target tokens of every sentence");
@@ -276,8 +277,11 @@ absl::Status Run(const Options& o) {
 
   std::string phases;
   if (o.phase_steps > 0) {
-    PT_ASSIGN_OR_RETURN(PhaseTimes p,
-                        TimePhases(spec, trainer->model(), trainer->step(), o.phase_steps));
+    // The phases are timed on a model of their own, driven op group by op
+    // group (the trainer times only whole steps).
+    PT_ASSIGN_OR_RETURN(std::unique_ptr<TransformerModel> model,
+                        TransformerModel::Create(spec.model(), DType::kF32, spec.train().seed()));
+    PT_ASSIGN_OR_RETURN(PhaseTimes p, TimePhases(spec, *model, trainer->step(), o.phase_steps));
     phases = absl::StrFormat(
         ",\"phase_ms\":{\"data\":%.3f,\"zero_grads\":%.3f,\"forward\":%.3f,\"backward\":%.3f,"
         "\"clip\":%.3f,\"adamw\":%.3f}",
@@ -295,7 +299,7 @@ absl::Status Run(const Options& o) {
       "\"layer_norm_eps\":%g,\"dropout\":%s,\"blas\":%s,\"omp_wait_policy\":%s,"
       "\"omp_threads_after\":%d,\"device\":\"%s\",\"dtype\":\"%s\",\"peak_gpu_mib\":%.1f%s}\n",
       JsonString(o.spec_path), ModelKind_Name(model_spec.kind()),
-      ResidualNorm_Name(model_spec.norm()), trainer->model().params().total_elements(),
+      ResidualNorm_Name(model_spec.norm()), trainer->parameters(),
       model_spec.encoder_layers(), model_spec.decoder_layers(), model_spec.d_model(),
       model_spec.ffn_dim(), model_spec.heads(), model_spec.vocab_size(), o.seq, o.batch, o.threads,
       o.warmup, o.steps, tgt_tokens / timed_seconds, all_tokens / timed_seconds,

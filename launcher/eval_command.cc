@@ -11,7 +11,7 @@
 #include "core/status_macros.h"
 #include "core/util/log.h"
 #include "launcher/inference_model.h"
-#include "launcher/validation.h"
+#include "launcher/trainer/validation.h"
 
 ABSL_FLAG(std::string, directions, "",
           "eval: directions to score, comma-separated src-tgt (default: the spec's "

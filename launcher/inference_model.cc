@@ -6,7 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/status_macros.h"
-#include "launcher/corpus_preparation.h"
+#include "launcher/trainer/corpus_preparation.h"
 #include "models/checkpoint.h"
 
 namespace pipetrain {

@@ -12,7 +12,7 @@
 #include "launcher/data_command.h"
 #include "launcher/eval_command.h"
 #include "launcher/plan_command.h"
-#include "launcher/preemption.h"
+#include "launcher/trainer/preemption.h"
 #include "launcher/score_command.h"
 #include "launcher/train_command.h"
 #include "launcher/translate_command.h"

@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
+#include "core/device.h"
 #include "core/io/atomic_file.h"
 #include "core/io/crc32c.h"
 #include "core/status_macros.h"
@@ -73,7 +74,7 @@ absl::Status ValidateBlock(const NamedBlock& block) {
   const Tensor& p = block.param;
   PT_CHECK_ARG(p.defined(), "checkpoint: parameter ", block.name, " has no tensor");
   PT_CHECK_ARG(p.device() == Device::kCpu, "checkpoint: parameter ", block.name,
-               " is on the GPU; copy it to the host first");
+               " is on the ", DeviceName(p.device()), " device; copy it to the host first (BlocksOfStore does)");
   PT_CHECK_ARG(p.dtype() == DType::kF32 || p.dtype() == DType::kF64, "checkpoint: parameter ",
                block.name, " is ", DTypeName(p.dtype()), "; checkpoints hold f32 or f64");
   PT_CHECK_ARG(block.adam_m.defined() == block.adam_v.defined(), "checkpoint: parameter ",
@@ -303,15 +304,24 @@ absl::StatusOr<std::vector<NamedBlock>> BlocksOfStore(const ParameterStore& stor
                  "checkpoint: AdamW moment ", moment->DebugString(), " does not match the store (",
                  store.total_elements(), " ", DTypeName(store.dtype()), " elements)");
   }
+  // A device store (GPU or emulated) is saved through host copies of its
+  // flat buffers: one copy each, whatever the number of parameters.
+  auto on_host = [](const Tensor& flat) -> absl::StatusOr<Tensor> {
+    if (!flat.defined() || flat.device() == Device::kCpu) return flat;
+    return CopyToDevice(flat.Reshape({flat.numel()}), Device::kCpu);
+  };
+  PT_ASSIGN_OR_RETURN(const Tensor params, on_host(store.flat_params()));
+  PT_ASSIGN_OR_RETURN(const Tensor m, on_host(adam_m));
+  PT_ASSIGN_OR_RETURN(const Tensor v, on_host(adam_v));
   std::vector<NamedBlock> blocks;
   for (const ParameterInfo& info : store.infos()) {
     if (!include_embedding && info.name == "embed.weight") continue;
     NamedBlock block;
     block.name = info.name;
-    block.param = store.flat_params().View(info.offset, info.shape);
-    if (adam_m.defined()) {
-      block.adam_m = adam_m.Reshape({adam_m.numel()}).View(info.offset, info.shape);
-      block.adam_v = adam_v.Reshape({adam_v.numel()}).View(info.offset, info.shape);
+    block.param = params.View(info.offset, info.shape);
+    if (m.defined()) {
+      block.adam_m = m.Reshape({m.numel()}).View(info.offset, info.shape);
+      block.adam_v = v.Reshape({v.numel()}).View(info.offset, info.shape);
     }
     blocks.push_back(std::move(block));
   }

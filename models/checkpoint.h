@@ -70,7 +70,9 @@ std::string CheckpointStepDirName(int64_t step);
 
 // One block per parameter of `store`, in registration order, as views into
 // its flat buffer and into `adam_m` / `adam_v` (flat, the store's layout;
-// both undefined for inference-only). `include_embedding` false leaves out
+// both undefined for inference-only). A device store (GPU or emulated, its
+// moments on the same device) gives views into host copies of the three
+// flat buffers instead: three device-to-host copies in all. `include_embedding` false leaves out
 // "embed.weight": pipeline stages other than the one holding global layer 0
 // hold a copy of the tied embedding that another rank writes.
 absl::StatusOr<std::vector<NamedBlock>> BlocksOfStore(const ParameterStore& store,

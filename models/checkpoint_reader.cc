@@ -268,9 +268,10 @@ absl::Status LoadParameterStore(const CheckpointReader& reader, ParameterStore* 
   for (auto [role, flat] : {std::pair{ADAM_M, adam_m}, std::pair{ADAM_V, adam_v}}) {
     if (flat == nullptr) continue;
     PT_CHECK_ARG(flat->defined() && flat->numel() == store->total_elements() &&
-                     flat->device() == Device::kCpu,
-                 "checkpoint: the ", TensorRoleLabel(role), " buffer must be a CPU tensor of ",
-                 store->total_elements(), " elements");
+                     flat->device() == store->device(),
+                 "checkpoint: the ", TensorRoleLabel(role), " buffer must be a ",
+                 DeviceName(store->device()), " tensor of ", store->total_elements(),
+                 " elements, like the parameters");
     roles.push_back(role);
     flats.push_back(flat);
   }
@@ -304,7 +305,8 @@ absl::Status LoadParameterStore(const CheckpointReader& reader, ParameterStore* 
       if (view.device() == Device::kCpu) {
         PT_RETURN_IF_ERROR(reader.Read(info.name, roles[r], &view));
       } else {
-        // A GPU model reads into a host tensor, then copies into its storage.
+        // A device model (GPU or emulated) reads into a host tensor, then
+        // copies into its storage.
         Tensor host = Tensor::Empty(view.shape(), view.dtype());
         PT_RETURN_IF_ERROR(reader.Read(info.name, roles[r], &host));
         PT_RETURN_IF_ERROR(CopyTensor(host, view));

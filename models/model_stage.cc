@@ -37,9 +37,11 @@ ModelStage::ModelStage(const ModelSpec& spec, DType dtype, int first, int last, 
 absl::StatusOr<std::unique_ptr<ModelStage>> ModelStage::Create(const ModelSpec& spec, DType dtype,
                                                                uint64_t seed, int first_layer,
                                                                int last_layer, Device device) {
-  if (device == Device::kCpu && dtype != DType::kF32 && dtype != DType::kF64) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("the CPU model computes in f32 or f64, not ", DTypeName(dtype)));
+  if (device != Device::kCuda && dtype != DType::kF32 && dtype != DType::kF64) {
+    // The emulated device runs the CPU kernels, so it computes as the CPU does.
+    return absl::InvalidArgumentError(absl::StrCat("the ", DeviceName(device),
+                                                   " model computes in f32 or f64, not ",
+                                                   DTypeName(dtype)));
   }
   if (device == Device::kCuda) {
     if (dtype != DType::kF32 && dtype != DType::kBF16) {
@@ -357,13 +359,14 @@ absl::Status ModelStage::SetEmbeddingGrad(const std::array<Tensor, 3>& partials)
   return absl::OkStatus();
 }
 
-std::vector<double> ModelStage::GradSquares(bool skip_embedding) const {
-  std::vector<double> squares;
+absl::StatusOr<std::vector<double>> ModelStage::GradSquares(bool skip_embedding) const {
+  std::vector<FlatSegment> segments;
   for (ParamId id = 0; id < static_cast<ParamId>(store_->infos().size()); ++id) {
     if (skip_embedding && id == embedding_) continue;
-    squares.push_back(SumOfSquares(store_->grad(id)));
+    const ParameterInfo& info = store_->infos()[id];
+    segments.push_back({info.offset, NumElements(info.shape)});
   }
-  return squares;
+  return SegmentSumsOfSquares(store_->flat_grads(), segments);
 }
 
 }  // namespace pipetrain

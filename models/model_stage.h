@@ -108,7 +108,8 @@ class ModelStage {
   // skipping the embedding when `skip_embedding` (it is counted by one owner
   // only). Summed in global layer order they give the global norm, the same
   // whatever the slicing.
-  std::vector<double> GradSquares(bool skip_embedding) const;
+  // Computed on the store's device and read by the host once.
+  absl::StatusOr<std::vector<double>> GradSquares(bool skip_embedding) const;
 
   ParameterStore& params() { return *store_; }
   const ParameterStore& params() const { return *store_; }

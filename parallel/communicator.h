@@ -52,6 +52,11 @@ class Communicator {
   // every rank and on every run, and equal to what one process adding the
   // partials in rank order would get.
   virtual absl::Status AllReduceSum(Tensor& t) = 0;
+  // AllReduceSum, started: Wait() on the request completes it, and `t` must
+  // stay untouched until then. A transport that can overlap the sum with
+  // later work (NCCL, on its own stream) returns at once; the default sums
+  // before returning. Every rank of the group starts its sums in the same order.
+  virtual absl::StatusOr<std::unique_ptr<CommRequest>> StartAllReduceSum(Tensor& t);
   // Every rank gets every rank's `t` (same shape everywhere), in rank order.
   virtual absl::StatusOr<std::vector<Tensor>> AllGather(const Tensor& t) = 0;
   virtual absl::Status Broadcast(Tensor& t, int root) = 0;
@@ -67,6 +72,18 @@ class Communicator {
   // MPI_Finalize, which waits for ranks that may be waiting for this one.
   [[noreturn]] virtual void Abort(const std::string& message) = 0;
 };
+
+// A request that was complete when it was made.
+class CompletedRequest final : public CommRequest {
+ public:
+  absl::Status Wait() override { return absl::OkStatus(); }
+};
+
+inline absl::StatusOr<std::unique_ptr<CommRequest>> Communicator::StartAllReduceSum(Tensor& t) {
+  absl::Status summed = AllReduceSum(t);
+  if (!summed.ok()) return summed;
+  return std::unique_ptr<CommRequest>(new CompletedRequest());
+}
 
 }  // namespace pipetrain
 

@@ -158,6 +158,41 @@ TEST_F(CorpusTrainTest, PipelineDrawsTheSameBatchesAsOneProcess) {
   EXPECT_EQ(evaluated.exit_code, 0) << evaluated.output;
 }
 
+// The GPU orchestration on the emulated device (docs/parallel.md): a 2-stage
+// pipeline validates (loss, BLEU, chrF, a sample), checkpoints through host
+// copies, and that checkpoint decodes; its weights are the CPU run's bit for bit.
+TEST_F(CorpusTrainTest, EmulatedPipelineValidatesCheckpointsAndDecodes) {
+  const std::string mpirun = std::string("env OMPI_ALLOW_RUN_AS_ROOT=1 ") +
+                             "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 " +
+                             PIPETRAIN_MPIRUN + " 2 " + PIPETRAIN_BINARY + " ";
+  const std::string layout =
+      " --set pipeline.stages=2 --set microbatches=2 --set checkpoint_interval=8"
+      " --set eval_interval=4";
+  const auto emulated = RunCommand(mpirun + Train("--set output_dir=" + Path("emulated") + layout +
+                                                  " --set device=emulated"));
+  ASSERT_EQ(emulated.exit_code, 0) << emulated.output;
+  EXPECT_THAT(emulated.output, HasSubstr("on emulated"));
+  EXPECT_THAT(emulated.output, HasSubstr("[valid] step 4"));
+  EXPECT_THAT(emulated.output, HasSubstr("[valid] step 8"));
+  const auto cpu = RunCommand(mpirun + Train("--set output_dir=" + Path("cpu") + layout));
+  ASSERT_EQ(cpu.exit_code, 0) << cpu.output;
+  EXPECT_THAT(FinalDigest(emulated.output), ::testing::MatchesRegex("[0-9a-f]{16}"));
+  EXPECT_EQ(FinalDigest(emulated.output), FinalDigest(cpu.output));
+
+  std::ofstream(dir_ / "input.txt") << Sentence(0, {1, 2, 3}, false) << "\n";
+  const auto translated = RunCommand("{ " + std::string(PIPETRAIN_BINARY) + " translate --ckpt " +
+                                     Path("emulated") + " --src-lang en --tgt-lang fr < " +
+                                     Path("input.txt") + " > " + Path("output.txt") + "; }");
+  ASSERT_EQ(translated.exit_code, 0) << translated.output;
+  EXPECT_THAT(translated.output, HasSubstr("[translate] 1 lines"));
+  // Resuming onto the emulated device continues from step 8.
+  const auto resumed = RunCommand(mpirun + Train("--set output_dir=" + Path("emulated") + layout +
+                                                 " --set device=emulated --steps 10"));
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_THAT(resumed.output, HasSubstr("resumed from"));
+  EXPECT_THAT(resumed.output, HasSubstr("step 10/10"));
+}
+
 TEST_F(CorpusTrainTest, TranslateAndEvalUseTheCheckpoint) {
   const auto trained =
       RunPipetrain(Train("--set output_dir=" + Path("run") + " --set checkpoint_interval=8"));

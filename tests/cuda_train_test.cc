@@ -9,7 +9,7 @@
 
 #include "core/config/spec_loader.h"
 #include "gtest/gtest.h"
-#include "launcher/trainer.h"
+#include "launcher/trainer/trainer.h"
 #include "tests/testing/gpu.h"
 
 namespace pipetrain {
@@ -81,7 +81,7 @@ TEST(CudaTrainTest, Bf16TwentyStepsFollowTheCpuCurve) {
 TEST(CudaTrainTest, DeviceFieldIsValidated) {
   absl::StatusOr<RunSpec> bad = TinySpec({"train.device=tpu"});
   ASSERT_FALSE(bad.ok());
-  EXPECT_NE(bad.status().message().find("train.device=\"tpu\" is not \"cpu\" or \"cuda\""),
+  EXPECT_NE(bad.status().message().find("train.device=\"tpu\" is not \"cpu\", \"cuda\" or \"emulated\""),
             std::string::npos)
       << bad.status();
   absl::StatusOr<RunSpec> f64 = TinySpec({"train.device=cuda", "train.dtype=f64"});
@@ -92,6 +92,10 @@ TEST(CudaTrainTest, DeviceFieldIsValidated) {
   ASSERT_FALSE(cpu_bf16.ok());
   EXPECT_NE(cpu_bf16.status().message().find("needs train.device=\"cuda\""), std::string::npos)
       << cpu_bf16.status();
+  absl::StatusOr<RunSpec> emulated_bf16 = TinySpec({"train.device=emulated", "train.dtype=bf16"});
+  ASSERT_FALSE(emulated_bf16.ok());
+  // Every placement runs on every device: a pipeline on the GPU is valid.
+  EXPECT_TRUE(TinySpec({"train.device=cuda", "train.pipeline.stages=2"}).ok());
   absl::StatusOr<RunSpec> cpu = TinySpec({});
   ASSERT_TRUE(cpu.ok()) << cpu.status();
   EXPECT_EQ(cpu->train().device(), "cpu");  // the default, written out

@@ -144,12 +144,14 @@ TEST_P(StageSliceTest, StagesInSequenceEqualTheWholeModelBitwise) {
   // Every parameter, by name, bitwise; and the stages hold each exactly once
   // (the embedding excepted: every owner holds the same synced copy).
   const ParameterStore& ref = (*whole)->params();
-  std::vector<double> squares_whole = (*whole)->stage().GradSquares(false);
+  std::vector<double> squares_whole = *(*whole)->stage().GradSquares(false);
   std::vector<double> squares_sliced;
   int found = 0;
   for (size_t s = 0; s < stages.size(); ++s) {
     const ParameterStore& store = stages[s]->params();
-    for (const double q : stages[s]->GradSquares(/*skip_embedding=*/s != 0)) {
+    const absl::StatusOr<std::vector<double>> squares = stages[s]->GradSquares(s != 0);
+    ASSERT_TRUE(squares.ok()) << squares.status();
+    for (const double q : *squares) {
       squares_sliced.push_back(q);
     }
     for (ParamId id = 0; id < static_cast<ParamId>(store.infos().size()); ++id) {

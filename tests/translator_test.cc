@@ -16,7 +16,7 @@
 #include "core/data/collate.h"
 #include "core/data/synthetic_task.h"
 #include "gtest/gtest.h"
-#include "launcher/trainer.h"
+#include "launcher/trainer/trainer.h"
 #include "models/transformer_model.h"
 
 namespace pipetrain {
@@ -443,7 +443,7 @@ TEST(TranslatorTest, DecodesTheSyntheticTaskAfterTraining) {
   auto trainer = Trainer::Create(*spec);
   ASSERT_TRUE(trainer.ok()) << trainer.status();
   for (int i = 0; i < spec->train().steps(); ++i) ASSERT_TRUE((*trainer)->Step().ok());
-  auto translator = MakeTranslator(spec->model(), (*trainer)->model().params());
+  auto translator = MakeTranslator(spec->model(), (*trainer)->chunk(0).params());
   ASSERT_NE(translator, nullptr);
 
   std::vector<std::vector<int32_t>> sources, targets;

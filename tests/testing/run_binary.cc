@@ -1,5 +1,9 @@
 #include "tests/testing/run_binary.h"
 
+#include <fstream>
+
+#include <cmath>
+
 #include <sys/wait.h>
 
 #include <cstdio>
@@ -46,6 +50,39 @@ std::string FinalDigest(const std::string& output) {
   const size_t begin = at + std::string("params_digest=").size();
   const size_t end = output.find_first_of(" \n", begin);
   return output.substr(begin, end - begin);
+}
+
+std::vector<double> MetricsValues(const std::string& path, const std::string& key) {
+  std::vector<double> values;
+  std::ifstream in(path);
+  std::string line;
+  const std::string needle = "\"" + key + "\":";
+  while (std::getline(in, line)) {
+    if (line.find("\"grad_norm\"") == std::string::npos) continue;  // a validation line
+    const size_t at = line.find(needle);
+    if (at == std::string::npos) continue;
+    values.push_back(std::strtod(line.c_str() + at + needle.size(), nullptr));
+  }
+  return values;
+}
+
+std::string StepsDiffer(const std::vector<double>& a, const std::vector<double>& b, double rel) {
+  if (a.empty() || a.size() != b.size()) {
+    return "different numbers of steps: " + std::to_string(a.size()) + " and " +
+           std::to_string(b.size());
+  }
+  for (size_t i = 0; i < a.size(); ++i) {
+    // Written so that a NaN fails: every comparison with NaN is false.
+    const bool close = std::isfinite(a[i]) && std::isfinite(b[i]) &&
+                       std::abs(a[i] - b[i]) <= rel * std::abs(a[i]);
+    if (!close) {
+      char text[160];
+      std::snprintf(text, sizeof(text), "step %zu: %.17g vs %.17g (tolerance %g relative)", i + 1,
+                    a[i], b[i], rel);
+      return text;
+    }
+  }
+  return "";
 }
 
 }  // namespace pipetrain::testing

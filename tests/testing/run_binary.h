@@ -22,6 +22,15 @@ std::vector<double> StepValues(const std::string& output, const std::string& key
 // The params_digest of the "final:" line, or "" when there is none.
 std::string FinalDigest(const std::string& output);
 
+// The values of `key` on the training lines (those with a grad_norm; not the
+// validation lines) of a metrics.jsonl file, in order.
+std::vector<double> MetricsValues(const std::string& path, const std::string& key);
+
+// Empty when `a` and `b` (one value per step) have the same length, are all
+// finite, and |a − b| ≤ rel · |a| at every step; else what differs first.
+// A NaN or Inf on either side is a difference, whatever the tolerance.
+std::string StepsDiffer(const std::vector<double>& a, const std::vector<double>& b, double rel);
+
 }  // namespace pipetrain::testing
 
 #endif  // PIPETRAIN_TESTS_TESTING_RUN_BINARY_H_

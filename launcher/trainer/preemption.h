@@ -4,8 +4,8 @@
 // SIGUSR1, finishes the step in progress, writes a checkpoint and exits with
 // kExitPreempted, so a batch script can requeue the job; the requeued job
 // resumes from that checkpoint (train.output_dir) bit for bit.
-#ifndef PIPETRAIN_LAUNCHER_PREEMPTION_H_
-#define PIPETRAIN_LAUNCHER_PREEMPTION_H_
+#ifndef PIPETRAIN_LAUNCHER_TRAINER_PREEMPTION_H_
+#define PIPETRAIN_LAUNCHER_TRAINER_PREEMPTION_H_
 
 namespace pipetrain {
 
@@ -23,4 +23,4 @@ bool StoppedForPreemption();
 
 }  // namespace pipetrain
 
-#endif  // PIPETRAIN_LAUNCHER_PREEMPTION_H_
+#endif  // PIPETRAIN_LAUNCHER_TRAINER_PREEMPTION_H_

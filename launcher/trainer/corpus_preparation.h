@@ -4,8 +4,8 @@
 // missing — each step what `pipetrain data build|vocab|shard` does, skipped
 // when its output is already there. So the first run of configs/demo.pbtxt
 // prepares its own data and later runs start at once.
-#ifndef PIPETRAIN_LAUNCHER_CORPUS_PREPARATION_H_
-#define PIPETRAIN_LAUNCHER_CORPUS_PREPARATION_H_
+#ifndef PIPETRAIN_LAUNCHER_TRAINER_CORPUS_PREPARATION_H_
+#define PIPETRAIN_LAUNCHER_TRAINER_CORPUS_PREPARATION_H_
 
 #include <string>
 
@@ -31,4 +31,4 @@ absl::Status KeepVocabularyWithRun(const RunSpec& spec, bool resuming);
 
 }  // namespace pipetrain
 
-#endif  // PIPETRAIN_LAUNCHER_CORPUS_PREPARATION_H_
+#endif  // PIPETRAIN_LAUNCHER_TRAINER_CORPUS_PREPARATION_H_

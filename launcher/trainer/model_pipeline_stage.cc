@@ -1,4 +1,4 @@
-#include "launcher/model_pipeline_stage.h"
+#include "launcher/trainer/model_pipeline_stage.h"
 
 #include "absl/strings/str_cat.h"
 #include "core/status_macros.h"
@@ -22,6 +22,7 @@ void ModelPipelineStage::BeginStep(uint64_t seed, int64_t step, const std::vecto
   offset_ = microbatch_offset;
   grad_scale_ = grad_scale;
   live_.clear();
+  weight_grads_done_.assign(chunks_.size(), 0);
   peak_live_ = 0;
   loss_sum_ = nll_sum_ = 0;
 }
@@ -67,6 +68,9 @@ absl::Status ModelPipelineStage::BackwardWeight(int microbatch, int chunk) {
   PT_RETURN_IF_ERROR(
       chunks_[chunk]->BackwardWeight(Context(microbatch), (*batches_)[microbatch], &it->second));
   live_.erase(it);  // the activations are released after the weight gradient
+  if (++weight_grads_done_[chunk] == static_cast<int>(batches_->size()) && on_chunk_final_) {
+    return on_chunk_final_(chunk);
+  }
   return absl::OkStatus();
 }
 

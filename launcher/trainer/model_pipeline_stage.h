@@ -1,9 +1,10 @@
 // Adapts a rank's ModelStages (one per interleaved chunk) to the executor's
 // PipelineStage interface: keeps the step's micro-batches, the saved
 // activations of every (micro-batch, chunk) in flight, and the loss sums.
-#ifndef PIPETRAIN_LAUNCHER_MODEL_PIPELINE_STAGE_H_
-#define PIPETRAIN_LAUNCHER_MODEL_PIPELINE_STAGE_H_
+#ifndef PIPETRAIN_LAUNCHER_TRAINER_MODEL_PIPELINE_STAGE_H_
+#define PIPETRAIN_LAUNCHER_TRAINER_MODEL_PIPELINE_STAGE_H_
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <utility>
@@ -25,6 +26,14 @@ class ModelPipelineStage : public PipelineStage {
   // as one process running all micro-batches would).
   void BeginStep(uint64_t seed, int64_t step, const std::vector<Batch>* batches,
                  int microbatch_offset, double grad_scale);
+  // Called with chunk c once the weight gradients of all of the step's
+  // micro-batches are accumulated into it: from then on they are final, and
+  // their data-parallel sum can start while other chunks (and the rest of the
+  // pipeline) are still in backward. An error from it fails that
+  // BackwardWeight.
+  void OnChunkGradientsFinal(std::function<absl::Status(int chunk)> callback) {
+    on_chunk_final_ = std::move(callback);
+  }
 
   absl::StatusOr<BoundaryTensors> Forward(int microbatch, int chunk,
                                           const BoundaryTensors& input) override;
@@ -52,10 +61,12 @@ class ModelPipelineStage : public PipelineStage {
   int offset_ = 0;
   double grad_scale_ = 1.0;
   std::map<std::pair<int, int>, StageSaved> live_;
+  std::vector<int> weight_grads_done_;  // per chunk, this step
+  std::function<absl::Status(int)> on_chunk_final_;
   int peak_live_ = 0;
   double loss_sum_ = 0, nll_sum_ = 0;
 };
 
 }  // namespace pipetrain
 
-#endif  // PIPETRAIN_LAUNCHER_MODEL_PIPELINE_STAGE_H_
+#endif  // PIPETRAIN_LAUNCHER_TRAINER_MODEL_PIPELINE_STAGE_H_

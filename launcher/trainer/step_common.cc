@@ -1,4 +1,4 @@
-#include "launcher/step_common.h"
+#include "launcher/trainer/step_common.h"
 
 #include <algorithm>
 #include <cmath>
@@ -19,6 +19,7 @@ absl::StatusOr<std::vector<Batch>> DrawStepBatches(const RunSpec& spec, StepData
                       CollateMicrobatches(spec.model().kind(), pairs, microbatches));
   metrics->sentences = static_cast<int>(pairs.size());
   for (const Batch& b : batches) {
+    PT_RETURN_IF_ERROR(CheckBatchIds(b, spec.model().vocab_size()));
     metrics->target_tokens += b.LabelTokens();
     if (b.src_lengths.defined()) {
       for (int64_t i = 0; i < b.src_lengths.numel(); ++i) {

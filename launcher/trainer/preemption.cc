@@ -1,4 +1,4 @@
-#include "launcher/preemption.h"
+#include "launcher/trainer/preemption.h"
 
 #include <csignal>
 #include <initializer_list>

@@ -1,4 +1,4 @@
-#include "launcher/step_data.h"
+#include "launcher/trainer/step_data.h"
 
 #include <algorithm>
 
@@ -7,7 +7,7 @@
 #include "core/data/synthetic_task.h"
 #include "core/status_macros.h"
 #include "core/util/log.h"
-#include "launcher/corpus_preparation.h"
+#include "launcher/trainer/corpus_preparation.h"
 
 namespace pipetrain {
 namespace {

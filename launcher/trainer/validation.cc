@@ -1,4 +1,4 @@
-#include "launcher/validation.h"
+#include "launcher/trainer/validation.h"
 
 #include <algorithm>
 #include <chrono>

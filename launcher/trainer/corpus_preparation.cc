@@ -1,4 +1,4 @@
-#include "launcher/corpus_preparation.h"
+#include "launcher/trainer/corpus_preparation.h"
 
 #include <algorithm>
 #include <filesystem>

@@ -1,15 +1,15 @@
 // The parts of an optimizer step that the one-process and the pipeline
 // trainers share: drawing the step's batch, the update, the final checks.
-#ifndef PIPETRAIN_LAUNCHER_STEP_COMMON_H_
-#define PIPETRAIN_LAUNCHER_STEP_COMMON_H_
+#ifndef PIPETRAIN_LAUNCHER_TRAINER_STEP_COMMON_H_
+#define PIPETRAIN_LAUNCHER_TRAINER_STEP_COMMON_H_
 
 #include <cstdint>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "core/data/batch.h"
-#include "launcher/step_data.h"
-#include "launcher/trainer.h"
+#include "launcher/trainer/step_data.h"
+#include "launcher/trainer/trainer.h"
 #include "proto/run_spec.pb.h"
 
 namespace pipetrain {
@@ -32,4 +32,4 @@ absl::Status FinishMetrics(const TrainConfig& train, double loss_sum, double nll
 
 }  // namespace pipetrain
 
-#endif  // PIPETRAIN_LAUNCHER_STEP_COMMON_H_
+#endif  // PIPETRAIN_LAUNCHER_TRAINER_STEP_COMMON_H_

@@ -2,8 +2,8 @@
 // dropout) and, for chosen directions, BLEU and chrF of decoded dev
 // sentences against their references. The trainer runs it every
 // train.eval_interval steps; `pipetrain eval` runs it on a checkpoint.
-#ifndef PIPETRAIN_LAUNCHER_VALIDATION_H_
-#define PIPETRAIN_LAUNCHER_VALIDATION_H_
+#ifndef PIPETRAIN_LAUNCHER_TRAINER_VALIDATION_H_
+#define PIPETRAIN_LAUNCHER_TRAINER_VALIDATION_H_
 
 #include <cstdint>
 #include <memory>
@@ -91,4 +91,4 @@ class Validator {
 
 }  // namespace pipetrain
 
-#endif  // PIPETRAIN_LAUNCHER_VALIDATION_H_
+#endif  // PIPETRAIN_LAUNCHER_TRAINER_VALIDATION_H_

@@ -2,8 +2,8 @@
 // synthetic task, or a real corpus's sampler (train.corpus). Both are
 // deterministic for a seed, so every rank of a pipeline that opens the same
 // data draws the same global batch without communicating.
-#ifndef PIPETRAIN_LAUNCHER_STEP_DATA_H_
-#define PIPETRAIN_LAUNCHER_STEP_DATA_H_
+#ifndef PIPETRAIN_LAUNCHER_TRAINER_STEP_DATA_H_
+#define PIPETRAIN_LAUNCHER_TRAINER_STEP_DATA_H_
 
 #include <cstdint>
 #include <memory>
@@ -39,4 +39,4 @@ absl::StatusOr<std::unique_ptr<StepData>> OpenStepData(const RunSpec& spec);
 
 }  // namespace pipetrain
 
-#endif  // PIPETRAIN_LAUNCHER_STEP_DATA_H_
+#endif  // PIPETRAIN_LAUNCHER_TRAINER_STEP_DATA_H_

@@ -1,0 +1,344 @@
+#include "launcher/trainer/training_run.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <optional>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "core/config/enum_spelling.h"
+#include "core/io/atomic_file.h"
+#include "core/io/event_file_writer.h"
+#include "core/status_macros.h"
+#include "core/util/log.h"
+#include "launcher/trainer/corpus_preparation.h"
+#include "launcher/trainer/preemption.h"
+#include "launcher/trainer/trainer.h"
+#include "launcher/trainer/validation.h"
+#include "parallel/local_communicator.h"
+#include "parallel/mpi_communicator.h"
+#include "parallel/topology.h"
+
+namespace pipetrain {
+namespace {
+
+std::string FormatDuration(double seconds) {
+  if (seconds < 60) return absl::StrFormat("%.0fs", seconds);
+  if (seconds < 3600)
+    return absl::StrFormat("%dm%02ds", static_cast<int>(seconds) / 60,
+                           static_cast<int>(seconds) % 60);
+  return absl::StrFormat("%dh%02dm", static_cast<int>(seconds) / 3600,
+                         (static_cast<int>(seconds) % 3600) / 60);
+}
+
+// Writes every parameter in layer order to `path` (nothing when empty).
+// Collective: every rank takes part; only a rank that `write`s opens the file.
+absl::Status SaveParams(const std::string& path, Trainer& trainer, bool write) {
+  if (path.empty()) return absl::OkStatus();
+  std::ofstream out;
+  if (write) {
+    out.open(path, std::ios::binary | std::ios::trunc);
+    if (!out) return absl::PermissionDeniedError(absl::StrCat("cannot write --save_params ", path));
+  }
+  PT_RETURN_IF_ERROR(trainer.VisitParameters([&](const Tensor& block) {
+    if (write) out.write(static_cast<const char*>(block.raw_data()), block.nbytes());
+  }));
+  if (write && !out) return absl::DataLossError(absl::StrCat("failed writing ", path));
+  return absl::OkStatus();
+}
+
+// The file metrics lines go to: --metrics, else OUTPUT_DIR/metrics.jsonl for
+// runs that keep an output directory (a corpus or checkpoints), else none.
+std::string MetricsPath(const TrainConfig& train, const TrainingOutputs& outputs) {
+  if (!outputs.metrics_path.empty()) return outputs.metrics_path;
+  if (!train.corpus().dir().empty() || train.checkpoint_interval() > 0) {
+    return absl::StrCat(train.output_dir(), "/metrics.jsonl");
+  }
+  return "";
+}
+
+// Steps until train.steps, logging progress (and metrics lines) where
+// `validator` is given (the printing rank), validating every eval_interval
+// steps and checkpointing every checkpoint_interval steps and at the end.
+absl::Status RunSteps(const TrainConfig& train, const TrainingOutputs& outputs, Trainer& trainer,
+                      bool print, Validator* validator) {
+  std::ofstream metrics_file;
+  BestEffortEventLog events;  // the metrics lines again, for TensorBoard
+  const std::string metrics_path = MetricsPath(train, outputs);
+  if (print && !metrics_path.empty()) {
+    std::error_code ignored;
+    std::filesystem::create_directories(std::filesystem::path(metrics_path).parent_path(), ignored);
+    metrics_file.open(metrics_path, std::ios::app);
+    if (!metrics_file) {
+      return absl::PermissionDeniedError(absl::StrCat("cannot open the metrics file ", metrics_path,
+                                                      " (--metrics or "
+                                                      "train.output_dir)"));
+    }
+    events.Open(ParentDirectory(metrics_path));
+  }
+  // From here on a signal means: finish the step, checkpoint, leave (data
+  // preparation before this point stops at once, as usual).
+  InstallPreemptionHandlers();
+  const auto start = std::chrono::steady_clock::now();
+  const int64_t first_step = trainer.step();
+  const int log_interval = std::max(train.log_interval(), 1);
+  StepMetrics last;
+  int64_t tokens_since_log = 0;
+  double seconds_since_log = 0;
+  double eval_seconds = 0;  // validation time, kept out of the rate and the ETA
+  auto validate = [&](int64_t step) -> absl::Status {
+    if (train.corpus().dir().empty()) return absl::OkStatus();  // nothing to validate on
+    PT_ASSIGN_OR_RETURN(const Tensor flat, trainer.GatherParameters(validator != nullptr));
+    if (validator == nullptr) return absl::OkStatus();
+    PT_ASSIGN_OR_RETURN(const ValidationResult result, validator->Run(flat, step));
+    eval_seconds += result.seconds;
+    LogInfo("valid", "step %d %s", step, result.Summary());
+    for (const DirectionScores& d : result.directions) {
+      if (d.sentences == 0) continue;  // validated by its loss only
+      LogInfo("valid", "  %s-%s: %s => %s (ref: %s)", d.src, d.tgt, d.sample_source,
+              d.sample_hypothesis, d.sample_reference);
+    }
+    if (metrics_file) {
+      metrics_file << result.Json(step) << "\n";
+      metrics_file.flush();
+      ScalarList scalars = {{"valid/loss", result.loss},
+                            {"valid/nll", result.nll},
+                            {"valid/ppl", std::exp(result.nll)}};
+      for (const DirectionScores& d : result.directions) {
+        if (d.sentences == 0) continue;
+        scalars.push_back({absl::StrCat("valid/bleu/", d.src, "-", d.tgt), d.bleu});
+        scalars.push_back({absl::StrCat("valid/chrf/", d.src, "-", d.tgt), d.chrf});
+      }
+      events.Add(step, scalars);
+    }
+    return absl::OkStatus();
+  };
+  while (trainer.step() < train.steps()) {
+    PT_ASSIGN_OR_RETURN(last, trainer.Step());
+    tokens_since_log += last.target_tokens + last.source_tokens;
+    seconds_since_log += last.seconds;
+    if (last.step % log_interval == 0 || last.step == train.steps()) {
+      const double elapsed =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      const double eta =
+          (elapsed - eval_seconds) / (last.step - first_step) * (train.steps() - last.step);
+      const double rate = tokens_since_log / std::max(seconds_since_log, 1e-9);
+      LogInfo("train", "step %d/%d loss=%.4f nll=%.4f lr=%.3e gnorm=%.3f tok/s=%.0f eta=%s",
+              last.step, train.steps(), last.loss, last.nll, last.lr, last.grad_norm, rate,
+              FormatDuration(eta));
+      if (metrics_file) {
+        // Loss and norm at full precision, so runs can be compared step by
+        // step to the last bit (tests/emulated_pipeline_test.cc).
+        metrics_file << absl::StrFormat(
+            "{\"step\":%d,\"loss\":%.17g,\"nll\":%.17g,\"lr\":%.6e,\"grad_norm\":%.17g,"
+            "\"tokens_per_s\":%.1f,\"target_tokens\":%d,\"elapsed_s\":%.3f}\n",
+            last.step, last.loss, last.nll, last.lr, last.grad_norm, rate, last.target_tokens,
+            elapsed);
+        metrics_file.flush();
+        events.Add(last.step, {{"train/loss", last.loss},
+                               {"train/nll", last.nll},
+                               {"train/lr", last.lr},
+                               {"train/grad_norm", last.grad_norm},
+                               {"train/tokens_per_s", rate}});
+      }
+      tokens_since_log = 0;
+      seconds_since_log = 0;
+    }
+    const bool final_step = last.step == train.steps();
+    PT_ASSIGN_OR_RETURN(const bool preempted, trainer.AnyRank(PreemptionSignal() != 0));
+    // The checkpoint first: a validation that fails must not cost the step.
+    if (preempted || (train.checkpoint_interval() > 0 &&
+                      (last.step % train.checkpoint_interval() == 0 || final_step))) {
+      PT_RETURN_IF_ERROR(trainer.SaveCheckpoint(train.output_dir()));
+      if (print) LogInfo("ckpt", "saved step %d in %s", last.step, train.output_dir());
+    }
+    if (train.eval_interval() > 0 && !preempted &&
+        (last.step % train.eval_interval() == 0 || final_step)) {
+      PT_RETURN_IF_ERROR(validate(last.step));
+    }
+    if (preempted && !final_step) {
+      MarkStoppedForPreemption();
+      return absl::AbortedError(absl::StrCat("preempted by a signal after step ", last.step,
+                                             "; checkpoint saved in ", train.output_dir(),
+                                             ". Run the same command again to resume (exit status ",
+                                             kExitPreempted, ")"));
+    }
+  }
+  PT_ASSIGN_OR_RETURN(const std::string digest, trainer.ParamsDigest());
+  PT_RETURN_IF_ERROR(SaveParams(outputs.save_params_path, trainer, print));
+  if (print) {
+    // A resumed run with no step left has no loss of its own to report.
+    const std::string loss =
+        last.step > 0 ? absl::StrFormat(" loss=%.6f", last.loss) : " (no step left to run)";
+    std::printf("final: step=%lld%s params_digest=%s\n",
+                static_cast<long long>(trainer.step()), loss.c_str(), digest.c_str());
+    std::fflush(stdout);
+  }
+  return absl::OkStatus();
+}
+
+// The checkpoint to continue from, when train.output_dir has one. A
+// checkpoint of another model there is an error: continuing would mix runs.
+absl::StatusOr<std::optional<CheckpointReader>> FindResumePoint(const RunSpec& spec) {
+  const std::string& dir = spec.train().output_dir();
+  if (!HasCheckpoint(dir)) return std::nullopt;
+  PT_ASSIGN_OR_RETURN(CheckpointReader reader, CheckpointReader::Open(dir));
+  const ModelSpec& saved = reader.manifest().spec().model();
+  if (saved.SerializeAsString() != spec.model().SerializeAsString()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "train.output_dir ", dir, " holds a checkpoint (", reader.step_dir(),
+        ") of a different model; set train.output_dir to a new directory, or delete that one "
+        "to start over"));
+  }
+  if (reader.step() >= spec.train().steps()) {
+    LogInfo("train", "%s is at step %d, train.steps=%d: nothing left to train (raise --steps)",
+            reader.step_dir(), reader.step(), spec.train().steps());
+  }
+  return std::optional<CheckpointReader>(std::move(reader));
+}
+
+// The dev-set validator for a corpus run with eval_interval > 0, else null.
+absl::StatusOr<std::unique_ptr<Validator>> MakeValidator(
+    const RunSpec& spec, std::unique_ptr<SentencePieceModel>* vocab) {
+  const TrainConfig& train = spec.train();
+  if (train.corpus().dir().empty() || train.eval_interval() <= 0) return nullptr;
+  PT_ASSIGN_OR_RETURN(SentencePieceModel loaded, SentencePieceModel::Load(CorpusVocabPath(train)));
+  *vocab = std::make_unique<SentencePieceModel>(std::move(loaded));
+  return Validator::Create(spec.model(), train.corpus().dir(), **vocab,
+                           ValidationOptionsFromSpec(spec));
+}
+
+void LogModel(const RunSpec& spec, int64_t parameters, const std::string& where) {
+  LogInfo("train", "model %s: %s, %d+%d layers, d=%d, ffn=%d, heads=%d, %s, %d parameters%s (%s)",
+          spec.model().name(), ModelKind_Name(spec.model().kind()), spec.model().encoder_layers(),
+          spec.model().decoder_layers(), spec.model().d_model(), spec.model().ffn_dim(),
+          spec.model().heads(), ResidualNorm_Name(spec.model().norm()), parameters, where,
+          spec.train().dtype());
+}
+
+// Whether this process runs under MPI: under a launcher, or when the spec
+// asks for more than one rank (so MakeTopology explains what is missing).
+absl::StatusOr<bool> NeedsMpi(const RunSpec& spec) {
+  PT_ASSIGN_OR_RETURN(const ProcessEnvironment env, DetectEnvironment());
+  return env.launcher != Launcher::kNone || spec.train().pipeline().stages() > 1 ||
+         spec.train().data_parallel() > 1;
+}
+
+// Collective: whether every rank's `status` is OK. Every rank learns it, so
+// an error that all ranks meet (a bad layout, a missing GPU) ends the job
+// with each rank's own message instead of one rank aborting the others.
+absl::Status AgreeOn(Communicator& world, const absl::Status& status) {
+  Tensor failed = Tensor::FromVector({status.ok() ? 0.0 : 1.0}, {1}, DType::kF64);
+  PT_RETURN_IF_ERROR(world.AllReduceSum(failed));
+  if (!status.ok()) {
+    if (world.size() == 1) return status;
+    return absl::Status(status.code(),
+                        absl::StrCat("rank ", world.rank(), " of ", world.size(), ": ",
+                                     status.message()));
+  }
+  if (failed.At(0) > 0) {
+    return absl::AbortedError(absl::StrCat("rank ", world.rank(), " stops: ",
+                                           static_cast<int>(failed.At(0)),
+                                           " other rank(s) failed to start (their messages say why)"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status RunTraining(const RunSpec& spec, const TrainingOutputs& outputs) {
+  // The host communicator: MPI, or the one-process group, which needs none.
+  PT_ASSIGN_OR_RETURN(const bool launched, NeedsMpi(spec));
+  std::unique_ptr<Communicator> world;
+  if (launched) {
+    PT_ASSIGN_OR_RETURN(world, MpiCommunicator::World());
+  } else {
+    world = std::make_unique<LocalCommunicator>();
+  }
+  const bool alone = world->size() == 1;
+  // A failure on one rank alone aborts the job with its message: returning
+  // would leave the other ranks waiting in their next collective.
+  auto fail = [&](const absl::Status& status) -> absl::Status {
+    if (!alone) world->Abort(std::string(status.message()));
+    return status;
+  };
+  // Whether to resume is decided once, from what every rank sees.
+  auto resume = FindResumePoint(spec);
+  if (!resume.ok()) return fail(resume.status());
+  if (!alone) {
+    const double step = resume->has_value() ? static_cast<double>((*resume)->step()) : -1;
+    Tensor seen = Tensor::FromVector({step, step * step}, {2}, DType::kF64);
+    PT_RETURN_IF_ERROR(world->AllReduceSum(seen));
+    // Equal on every rank exactly when size · Σs² = (Σs)².
+    if (world->size() * seen.At(1) != seen.At(0) * seen.At(0)) {
+      return fail(absl::FailedPreconditionError(
+          absl::StrCat("the ranks disagree on the checkpoint to resume from in train.output_dir ",
+                       spec.train().output_dir(), " (rank ", world->rank(), " sees ",
+                       resume->has_value() ? (*resume)->step_dir() : std::string("none"),
+                       "); every rank must see the same directory: use a shared file system and an "
+                       "absolute output_dir")));
+    }
+  }
+  if (!spec.train().corpus().dir().empty()) {
+    // One rank prepares the data; the others wait for it.
+    if (world->rank() == 0) {
+      absl::Status prepared = PrepareCorpus(spec);
+      if (prepared.ok()) prepared = KeepVocabularyWithRun(spec, resume->has_value());
+      if (!prepared.ok()) return fail(prepared);
+    }
+    PT_RETURN_IF_ERROR(world->Barrier());
+  }
+  auto created = Trainer::Create(spec, *world);
+  PT_RETURN_IF_ERROR(AgreeOn(*world, created.status()));
+  Trainer& trainer = **created;
+  if (!alone) SetLogIdentity(trainer.topology().Identity());
+  const bool print = world->rank() == 0;
+  if (!print) SetLogVerbose(false);
+  // The one-process CPU run keeps its short log; any launcher, grid or device
+  // says where the work runs.
+  const bool pipelined = launched || trainer.bounds().size() > 2 || trainer.device() != Device::kCpu;
+  if (pipelined) {
+    const std::vector<int>& bounds = trainer.bounds();
+    std::string layout;
+    for (size_t vs = 0; vs + 1 < bounds.size(); ++vs) {
+      absl::StrAppend(&layout, vs == 0 ? "" : " ", "[", bounds[vs], ",", bounds[vs + 1], ")");
+    }
+    LogInfo("train",
+            "pipeline: %d stages x %d chunks (%s, %s), %d replicas on %s; layers per virtual "
+            "stage: %s",
+            trainer.topology().pipeline_stages, spec.train().pipeline().chunks(),
+            EnumSpelling(spec.train().pipeline().schedule()), spec.train().pipeline().partition(),
+            trainer.topology().data_parallel, DeviceName(trainer.device()), layout);
+  }
+  LogModel(spec, trainer.parameters(), pipelined ? " on this rank" : "");
+  if (resume->has_value()) {
+    const absl::Status restored = trainer.RestoreCheckpoint(**resume);
+    if (!restored.ok()) return fail(restored);
+    LogInfo("train", "resumed from %s (step %d)", (*resume)->step_dir(), trainer.step());
+  }
+  std::unique_ptr<SentencePieceModel> vocab;
+  std::unique_ptr<Validator> validator;
+  if (print) {
+    auto made = MakeValidator(spec, &vocab);
+    if (!made.ok()) return fail(made.status());
+    validator = std::move(*made);
+  }
+  absl::Status status = RunSteps(spec.train(), outputs, trainer, print, validator.get());
+  // Every rank agreed to stop and the checkpoint is complete: leave cleanly.
+  if (StoppedForPreemption()) return status;
+  if (!status.ok()) return fail(status);
+  if (pipelined) {
+    // The activations each stage held at most, against the schedule
+    // simulator's prediction (in micro-batches × chunks; the last step's).
+    auto report = trainer.PeakLiveReport();
+    if (!report.ok()) return fail(report.status());
+    LogInfo("train", "peak live activations by stage: %s", *report);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace pipetrain
