@@ -16,6 +16,8 @@ namespace {
 
 std::atomic<int64_t> device_to_host_copies{0};
 std::atomic<int64_t> device_to_host_bytes{0};
+std::atomic<int64_t> host_to_device_copies{0};
+std::atomic<int64_t> host_to_device_bytes{0};
 
 }  // namespace
 
@@ -24,11 +26,20 @@ void CountDeviceToHost(size_t bytes) {
   device_to_host_copies.fetch_add(1, std::memory_order_relaxed);
   device_to_host_bytes.fetch_add(static_cast<int64_t>(bytes), std::memory_order_relaxed);
 }
+void CountHostToDevice(size_t bytes) {
+  host_to_device_copies.fetch_add(1, std::memory_order_relaxed);
+  host_to_device_bytes.fetch_add(static_cast<int64_t>(bytes), std::memory_order_relaxed);
+}
 }  // namespace device_storage
 
 DeviceToHostCounts DeviceToHostCopies() {
   return {device_to_host_copies.load(std::memory_order_relaxed),
           device_to_host_bytes.load(std::memory_order_relaxed)};
+}
+
+DeviceToHostCounts HostToDeviceCopies() {
+  return {host_to_device_copies.load(std::memory_order_relaxed),
+          host_to_device_bytes.load(std::memory_order_relaxed)};
 }
 
 absl::StatusOr<Tensor> CopyToDevice(const Tensor& t, Device device) {
@@ -49,6 +60,9 @@ absl::Status CopyTensor(const Tensor& src, Tensor& dst) {
   }
   if (dst.device() == Device::kCpu && src.device() != Device::kCpu) {
     device_storage::CountDeviceToHost(src.nbytes());
+  }
+  if (src.device() == Device::kCpu && dst.device() != Device::kCpu) {
+    device_storage::CountHostToDevice(src.nbytes());
   }
   if (src.nbytes() == 0) return absl::OkStatus();
   if (src.device() == Device::kCuda || dst.device() == Device::kCuda) {

@@ -45,6 +45,8 @@ struct DeviceToHostCounts {
   int64_t bytes = 0;
 };
 DeviceToHostCounts DeviceToHostCopies();
+// The same for copies from the host to device memory (uploads).
+DeviceToHostCounts HostToDeviceCopies();
 
 // Waits for every queued kernel and copy; returns the first asynchronous
 // error a kernel raised (with the name of the device).

@@ -35,6 +35,8 @@ absl::Status CudaCopy(void* dst, Device dst_device, const void* src, Device src_
 // Counts a copy of `bytes` from device memory (CUDA or emulated) to the host,
 // for DeviceToHostCopies() (core/device.h).
 void CountDeviceToHost(size_t bytes);
+// The same for a copy from the host to device memory.
+void CountHostToDevice(size_t bytes);
 
 }  // namespace pipetrain::device_storage
 

@@ -337,6 +337,9 @@ std::vector<double> Tensor::ToVector() const {
 
 Tensor Tensor::CopyTo(Device device) const {
   Tensor t = Empty(shape_, dtype_, device);
+  if (t.device() != Device::kCpu && device_ == Device::kCpu) {
+    device_storage::CountHostToDevice(nbytes());
+  }
   if (device != Device::kCuda && device_ != Device::kCuda) {
     if (t.device() == Device::kCpu && device_ != Device::kCpu) {
       device_storage::CountDeviceToHost(nbytes());

@@ -1,6 +1,7 @@
 #include "core/data/collate.h"
 
 #include <algorithm>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 
@@ -116,6 +117,21 @@ absl::Status CheckBatchIds(const Batch& batch, int64_t vocab) {
     const char* name;
     const Tensor* ids;
   };
+  // Lengths count the valid positions of their sequences: [1, T].
+  for (const auto& [lengths, ids, name] :
+       {std::tuple{&batch.src_lengths, &batch.src_ids, "source"},
+        std::tuple{&batch.tgt_lengths, &batch.tgt_in, "target"}}) {
+    if (!lengths->defined()) continue;
+    const int64_t t = ids->defined() ? ids->dim(1) : 0;
+    const int32_t* p = lengths->data<int32_t>();
+    for (int64_t i = 0; i < lengths->numel(); ++i) {
+      if (p[i] < 1 || p[i] > t) {
+        return absl::InvalidArgumentError(absl::StrCat("batch ", name, " length ", p[i],
+                                                       " of sentence ", i, " is outside [1, ", t,
+                                                       "]"));
+      }
+    }
+  }
   for (const Named& n : {Named{"source ids", &batch.src_ids}, Named{"target input", &batch.tgt_in},
                          Named{"labels", &batch.labels}}) {
     if (!n.ids->defined()) continue;

@@ -31,10 +31,10 @@ absl::StatusOr<std::vector<Batch>> CollateMicrobatches(ModelKind kind,
                                                        absl::Span<const SentencePair> pairs,
                                                        int microbatches);
 
-// Every token id and label of `batch` (host tensors) is inside [0, vocab).
-// Called once per batch when it is built, so the ops on a device need not
-// read ids back to check them; the error names the tensor, the position and
-// the id.
+// Every token id and label of `batch` (host tensors) is inside [0, vocab),
+// and every length inside [1, its sequence's length]. Called once per batch
+// when it is built, so the ops on a device need not read ids or lengths back
+// to check them; the error names the tensor, the position and the value.
 absl::Status CheckBatchIds(const Batch& batch, int64_t vocab);
 
 }  // namespace pipetrain

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "core/device_storage.h"
 #include "core/ops/op_checks.h"
 #include "core/status_macros.h"
 #if PIPETRAIN_WITH_CUDA
@@ -63,10 +64,14 @@ absl::StatusOr<Dims> CheckInputs(const char* op, const Tensor& q, const Tensor& 
                ": options.dropout = ", options.dropout, " is outside [0, 1)");
   const Tensor& lengths = options.key_lengths;
   if (lengths.defined()) {
-    PT_CHECK_ARG(lengths.device() == Device::kCpu && lengths.dtype() == DType::kI32 &&
-                     lengths.shape() == Shape{d.batch},
-                 op, ": options.key_lengths is ", lengths.DebugString(), "; expected cpu i32 [",
-                 d.batch, "]");
+    PT_CHECK_ARG((lengths.device() == Device::kCpu || lengths.device() == q.device()) &&
+                     lengths.dtype() == DType::kI32 && lengths.shape() == Shape{d.batch},
+                 op, ": options.key_lengths is ", lengths.DebugString(), "; expected i32 [",
+                 d.batch, "] on the cpu or on ", DeviceName(q.device()));
+    // Lengths already on the device were uploaded once per batch and checked
+    // on the host when the batch was built (CheckBatchIds); reading them back
+    // here would make every attention call wait for the device.
+    if (lengths.device() != Device::kCpu) return d;
     const int32_t* len = lengths.data<int32_t>();
     for (int64_t b = 0; b < d.batch; ++b) {
       PT_CHECK_ARG(len[b] >= 1 && len[b] <= d.tk, op, ": options.key_lengths[", b, "] = ", len[b],
@@ -76,12 +81,23 @@ absl::StatusOr<Dims> CheckInputs(const char* op, const Tensor& q, const Tensor& 
   return d;
 }
 
+// Host key lengths with device inputs: the GPU uploads them at every call
+// (core/ops/attention_cuda.cu). The emulated device, whose kernel reads them
+// where they are, counts that upload all the same, so a test can see it.
+void CountLengthsUpload(const Tensor& q, const AttentionOptions& options) {
+  if (q.device() == Device::kEmulated && options.key_lengths.defined() &&
+      options.key_lengths.device() == Device::kCpu) {
+    device_storage::CountHostToDevice(options.key_lengths.nbytes());
+  }
+}
+
 }  // namespace
 
 absl::StatusOr<Tensor> AttentionForward(const Tensor& q, const Tensor& k, const Tensor& v,
                                         const AttentionOptions& options, AttentionSaved* saved) {
   PT_ASSIGN_OR_RETURN(const Dims d, CheckInputs("AttentionForward", q, k, v, options));
   PT_DISPATCH_CUDA(q, cuda::AttentionForward(q, k, v, options, d.heads, saved));
+  CountLengthsUpload(q, options);
   Tensor probs = Tensor::Empty({d.batch, d.heads, d.tq, d.tk}, q.dtype());
   Tensor context = Tensor::Empty(q.shape(), q.dtype());
   const int32_t* lengths =
@@ -119,6 +135,7 @@ absl::Status AttentionBackward(const Tensor& q, const Tensor& k, const Tensor& v
                "AttentionBackward: dq, dk and dv must not be null");
   PT_DISPATCH_CUDA(q,
                    cuda::AttentionBackward(q, k, v, options, d.heads, saved, dcontext, dq, dk, dv));
+  CountLengthsUpload(q, options);
   // Always fresh outputs, assigned only at the end: writing into whatever the
   // caller's tensors held could clobber a tensor sharing their storage (even dcontext).
   Tensor grad_q = Tensor::Empty(q.shape(), q.dtype());

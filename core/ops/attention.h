@@ -19,7 +19,9 @@ struct AttentionOptions {
   // Query i sees keys j <= i (self-attention of a decoder).
   bool causal = false;
   // i32 [B]: keys at positions >= key_lengths[b] are padding and get no weight.
-  // Not set: every key is valid. Each length must be in [1, Tk].
+  // Not set: every key is valid. Each length must be in [1, Tk]. On the host
+  // (checked here) or on q's device (uploaded once per batch and checked
+  // when the batch was built; not read back).
   Tensor key_lengths;
   double dropout = 0.0;  // on the probabilities, keyed by `rng`
   RngKey rng;

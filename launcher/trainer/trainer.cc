@@ -140,11 +140,12 @@ int64_t Trainer::parameters() const {
 
 absl::StatusOr<std::vector<Batch>> Trainer::ToDevice(std::vector<Batch> batches) const {
   if (device_ == Device::kCpu) return batches;
-  // Token ids and labels go to the device once per step (validated on the
-  // host when drawn); lengths stay on the host, where the attention masks
-  // are built.
+  // Token ids, labels and lengths go to the device once per micro-batch
+  // (validated on the host when drawn); every layer's embedding, attention
+  // mask and loss then reads them there.
   for (Batch& batch : batches) {
-    for (Tensor* t : {&batch.src_ids, &batch.tgt_in, &batch.labels}) {
+    for (Tensor* t : {&batch.src_ids, &batch.tgt_in, &batch.labels, &batch.src_lengths,
+                      &batch.tgt_lengths}) {
       if (!t->defined()) continue;
       PT_ASSIGN_OR_RETURN(*t, CopyToDevice(*t, device_));
     }
