@@ -244,8 +244,11 @@ absl::StatusOr<StageBoundary> ModelStage::Forward(const StepContext& ctx, const 
   PT_ASSIGN_OR_RETURN(saved->logits,
                       ops::LinearForward(saved->hidden, store_->param(output_), nullptr));
   PT_ASSIGN_OR_RETURN(
-      saved->stats, ops::CrossEntropyForward(saved->logits, saved->labels, spec_.label_smoothing(),
-                                             kPadId, &saved->loss));
+      saved->stats,
+      ops::CrossEntropyForward(saved->logits, saved->labels, spec_.label_smoothing(), kPadId,
+                               &saved->loss,
+                               // On a device the sums wait there for one read per step.
+                               /*sums_on_device=*/store_->device() != Device::kCpu));
   return StageBoundary{};
 }
 
@@ -359,14 +362,22 @@ absl::Status ModelStage::SetEmbeddingGrad(const std::array<Tensor, 3>& partials)
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<double>> ModelStage::GradSquares(bool skip_embedding) const {
+std::vector<FlatSegment> ModelStage::ParameterSegments(bool skip_embedding) const {
   std::vector<FlatSegment> segments;
   for (ParamId id = 0; id < static_cast<ParamId>(store_->infos().size()); ++id) {
     if (skip_embedding && id == embedding_) continue;
     const ParameterInfo& info = store_->infos()[id];
     segments.push_back({info.offset, NumElements(info.shape)});
   }
-  return SegmentSumsOfSquares(store_->flat_grads(), segments);
+  return segments;
+}
+
+absl::StatusOr<std::vector<double>> ModelStage::GradSquares(bool skip_embedding) const {
+  return SegmentSumsOfSquares(store_->flat_grads(), ParameterSegments(skip_embedding));
+}
+
+absl::StatusOr<Tensor> ModelStage::GradSquaresOnDevice(bool skip_embedding) const {
+  return SegmentSumsOfSquaresOnDevice(store_->flat_grads(), ParameterSegments(skip_embedding));
 }
 
 }  // namespace pipetrain

@@ -26,6 +26,7 @@
 #include "absl/status/statusor.h"
 #include "core/data/batch.h"
 #include "core/ops/cross_entropy.h"
+#include "core/optim/grad_clip.h"
 #include "models/parameter_store.h"
 #include "models/transformer_layer.h"
 #include "proto/model_spec.pb.h"
@@ -76,7 +77,8 @@ class ModelStage {
 
   // Forward of one micro-batch. `input` is what the previous stage sent (ignored
   // by a stage holding layer 0). A stage with the head returns an empty boundary
-  // and leaves the loss in saved->stats.
+  // and leaves the loss in saved->stats (on a device: its per-row sums, still
+  // on the device; ops::ReadCrossEntropySums reads them).
   absl::StatusOr<StageBoundary> Forward(const StepContext& ctx, const Batch& batch,
                                         const StageBoundary& input, StageSaved* saved) const;
   // Input gradient of d(grad_scale · loss_sum): from `grad_output` (what the
@@ -110,6 +112,9 @@ class ModelStage {
   // whatever the slicing.
   // Computed on the store's device and read by the host once.
   absl::StatusOr<std::vector<double>> GradSquares(bool skip_embedding) const;
+  // The same list as f64 [n] left on the store's device (on the host for a
+  // CPU store), for a caller that reads several chunks' lists at once.
+  absl::StatusOr<Tensor> GradSquaresOnDevice(bool skip_embedding) const;
 
   ParameterStore& params() { return *store_; }
   const ParameterStore& params() const { return *store_; }
@@ -135,6 +140,8 @@ class ModelStage {
   // What crosses into global layer `layer` (nothing at 0 or past the last layer).
   StageBoundary ShapesAt(int layer, const Batch& batch) const;
   int encoder_layers() const { return spec_.encoder_layers(); }
+  // Each parameter's span of the flat buffers, in registration order.
+  std::vector<FlatSegment> ParameterSegments(bool skip_embedding) const;
 
   ModelSpec spec_;
   std::unique_ptr<ParameterStore> store_;

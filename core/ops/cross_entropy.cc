@@ -17,7 +17,8 @@ namespace cpu {
 // Defined in cross_entropy_cpu.cc. Targets are already validated.
 template <typename T>
 CrossEntropyStats CrossEntropyForward(const T* logits, const int32_t* targets, int64_t n, int64_t v,
-                                      double smoothing, int32_t ignore_index, T* logsumexp);
+                                      double smoothing, int32_t ignore_index, T* logsumexp,
+                                      double* rows);  // n × 3 per-row sums when not null
 template <typename T>
 void CrossEntropyBackward(const T* logits, const int32_t* targets, int64_t n, int64_t v,
                           double smoothing, int32_t ignore_index, const T* logsumexp,
@@ -82,26 +83,70 @@ absl::Status CheckInputs(const char* op, const Tensor& logits, const Tensor& tar
 
 absl::StatusOr<CrossEntropyStats> CrossEntropyForward(const Tensor& logits, const Tensor& targets,
                                                       double smoothing, int32_t ignore_index,
-                                                      CrossEntropySaved* saved) {
+                                                      CrossEntropySaved* saved,
+                                                      bool sums_on_device) {
   PT_RETURN_IF_ERROR(CheckInputs("CrossEntropyForward", logits, targets, smoothing, ignore_index));
-  PT_DISPATCH_CUDA(logits,
-                   cuda::CrossEntropyForward(logits, targets, smoothing, ignore_index, saved));
-  // The GPU reads its per-row sums back once per call; the emulated device,
-  // which computes them in place, counts that read all the same.
-  if (logits.device() == Device::kEmulated) device_storage::CountDeviceToHost(3 * sizeof(float) * logits.dim(0));
+  PT_DISPATCH_CUDA(logits, cuda::CrossEntropyForward(logits, targets, smoothing, ignore_index,
+                                                     saved, sums_on_device));
+  const bool keep_rows = sums_on_device && logits.device() != Device::kCpu;
+  // Sums returned on the host from the emulated device are a read of it, as
+  // the GPU's are (core/device.h counts them).
+  if (logits.device() == Device::kEmulated && !keep_rows) {
+    device_storage::CountDeviceToHost(3 * sizeof(double) * logits.dim(0));
+  }
   const int64_t n = logits.dim(0);
   const int64_t v = logits.dim(1);
   Tensor lse = Tensor::Empty({n}, logits.dtype());
+  Tensor rows = keep_rows ? Tensor::Empty({n, 3}, DType::kF64) : Tensor();
+  double* row_sums = keep_rows ? rows.data<double>() : nullptr;
   CrossEntropyStats stats;
   if (logits.dtype() == DType::kF32) {
     stats = cpu::CrossEntropyForward<float>(logits.data<float>(), targets.data<int32_t>(), n, v,
-                                            smoothing, ignore_index, lse.data<float>());
+                                            smoothing, ignore_index, lse.data<float>(), row_sums);
   } else {
     stats = cpu::CrossEntropyForward<double>(logits.data<double>(), targets.data<int32_t>(), n, v,
-                                             smoothing, ignore_index, lse.data<double>());
+                                             smoothing, ignore_index, lse.data<double>(), row_sums);
   }
+  if (keep_rows) stats = CrossEntropyStats{.rows = std::move(rows)};
   if (saved != nullptr) saved->logsumexp = std::move(lse);
   return stats;
+}
+
+absl::Status ReadCrossEntropySums(const std::vector<CrossEntropyStats*>& stats) {
+  std::vector<CrossEntropyStats*> pending;
+  int64_t total = 0;
+  for (CrossEntropyStats* s : stats) {
+    if (s == nullptr || !s->rows.defined()) continue;
+    PT_CHECK_ARG(s->rows.dtype() == DType::kF64 && s->rows.rank() == 2 && s->rows.dim(1) == 3,
+                 "ReadCrossEntropySums: rows are ", s->rows.DebugString(), "; expected f64 [N, 3]");
+    PT_CHECK_ARG(pending.empty() || s->rows.device() == pending[0]->rows.device(),
+                 "ReadCrossEntropySums: rows on ", DeviceName(s->rows.device()), " and on ",
+                 DeviceName(pending[0]->rows.device()));
+    pending.push_back(s);
+    total += s->rows.dim(0);
+  }
+  if (pending.empty()) return absl::OkStatus();
+  // Gathered on the device, then read in one copy.
+  Tensor all = Tensor::Empty({total, 3}, DType::kF64, pending[0]->rows.device());
+  int64_t at = 0;
+  for (CrossEntropyStats* s : pending) {
+    Tensor part = all.View(at * 3, s->rows.shape());
+    PT_RETURN_IF_ERROR(CopyTensor(s->rows, part));
+    at += s->rows.dim(0);
+  }
+  PT_ASSIGN_OR_RETURN(const Tensor host, CopyToDevice(all, Device::kCpu));
+  const double* row = host.data<double>();
+  for (CrossEntropyStats* s : pending) {
+    CrossEntropyStats sums;
+    for (int64_t r = 0; r < s->rows.dim(0); ++r, row += 3) {
+      if (row[2] == 0.0) continue;
+      sums.loss_sum += row[0];
+      sums.nll_sum += row[1];
+      ++sums.tokens;
+    }
+    *s = sums;
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<Tensor> CrossEntropyBackward(const Tensor& logits, const Tensor& targets,

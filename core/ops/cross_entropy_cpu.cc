@@ -15,7 +15,8 @@ constexpr int64_t kMinParallelElements = int64_t{1} << 14;
 
 template <typename T>
 CrossEntropyStats CrossEntropyForward(const T* logits, const int32_t* targets, int64_t n, int64_t v,
-                                      double smoothing, int32_t ignore_index, T* logsumexp) {
+                                      double smoothing, int32_t ignore_index, T* logsumexp,
+                                      double* rows) {
   std::vector<double> row_loss(n, 0.0);
   std::vector<double> row_nll(n, 0.0);
 #pragma omp parallel for schedule(static) if (n * v >= kMinParallelElements)
@@ -36,6 +37,14 @@ CrossEntropyStats CrossEntropyForward(const T* logits, const int32_t* targets, i
     const double nll = lse - static_cast<double>(x[targets[r]]);
     row_nll[r] = nll;
     row_loss[r] = (1.0 - smoothing) * nll + smoothing * (lse - sum_x / static_cast<double>(v));
+  }
+  if (rows != nullptr) {
+    for (int64_t r = 0; r < n; ++r) {
+      const bool counted = targets[r] != ignore_index;
+      rows[3 * r] = counted ? row_loss[r] : 0.0;
+      rows[3 * r + 1] = counted ? row_nll[r] : 0.0;
+      rows[3 * r + 2] = counted ? 1.0 : 0.0;
+    }
   }
   CrossEntropyStats stats;
   for (int64_t r = 0; r < n; ++r) {
@@ -71,9 +80,9 @@ void CrossEntropyBackward(const T* logits, const int32_t* targets, int64_t n, in
 }
 
 template CrossEntropyStats CrossEntropyForward<float>(const float*, const int32_t*, int64_t,
-                                                      int64_t, double, int32_t, float*);
+                                                      int64_t, double, int32_t, float*, double*);
 template CrossEntropyStats CrossEntropyForward<double>(const double*, const int32_t*, int64_t,
-                                                       int64_t, double, int32_t, double*);
+                                                       int64_t, double, int32_t, double*, double*);
 template void CrossEntropyBackward<float>(const float*, const int32_t*, int64_t, int64_t, double,
                                           int32_t, const float*, double, float*);
 template void CrossEntropyBackward<double>(const double*, const int32_t*, int64_t, int64_t, double,

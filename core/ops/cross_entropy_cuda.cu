@@ -106,7 +106,8 @@ __global__ void CrossEntropyBackwardKernel(const T* logits, const int32_t* targe
 
 absl::StatusOr<CrossEntropyStats> CrossEntropyForward(const Tensor& logits, const Tensor& targets,
                                                       double smoothing, int32_t ignore_index,
-                                                      CrossEntropySaved* saved) {
+                                                      CrossEntropySaved* saved,
+                                                      bool sums_on_device) {
   const int64_t n = logits.dim(0), v = logits.dim(1);
   Tensor lse = Tensor::Empty({n}, DType::kF32, Device::kCuda);
   CrossEntropyStats stats;
@@ -123,6 +124,12 @@ absl::StatusOr<CrossEntropyStats> CrossEntropyForward(const Tensor& logits, cons
           Ptr<float>(rows));
     }
     PT_RETURN_IF_ERROR(::pipetrain::cuda::CheckLaunch("CrossEntropyForwardKernel"));
+    if (sums_on_device) {
+      // Left on the device for ReadCrossEntropySums (one read per step).
+      stats.rows = rows.To(DType::kF64);
+      if (saved != nullptr) saved->logsumexp = std::move(lse);
+      return stats;
+    }
     // One copy to the host, which waits for the kernel on the compute stream;
     // the sums are in double and in row order, as on the CPU.
     PT_ASSIGN_OR_RETURN(Tensor host_rows, CopyToDevice(rows, Device::kCpu));

@@ -10,7 +10,8 @@ namespace pipetrain::ops::cuda {
 
 absl::StatusOr<CrossEntropyStats> CrossEntropyForward(const Tensor& logits, const Tensor& targets,
                                                       double smoothing, int32_t ignore_index,
-                                                      CrossEntropySaved* saved);
+                                                      CrossEntropySaved* saved,
+                                                      bool sums_on_device);
 absl::StatusOr<Tensor> CrossEntropyBackward(const Tensor& logits, const Tensor& targets,
                                             double smoothing, int32_t ignore_index,
                                             const CrossEntropySaved& saved, double grad_scale);

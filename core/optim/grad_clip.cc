@@ -74,8 +74,8 @@ double SumOfSquares(const Tensor& t) {
   }
 }
 
-absl::StatusOr<std::vector<double>> SegmentSumsOfSquares(
-    const Tensor& flat, const std::vector<FlatSegment>& segments) {
+absl::StatusOr<Tensor> SegmentSumsOfSquaresOnDevice(const Tensor& flat,
+                                                    const std::vector<FlatSegment>& segments) {
   PT_CHECK_ARG(flat.defined(), "SegmentSumsOfSquares: the buffer is not set");
   for (const FlatSegment& s : segments) {
     PT_CHECK_ARG(s.offset >= 0 && s.length >= 0 && s.offset + s.length <= flat.numel(),
@@ -83,13 +83,6 @@ absl::StatusOr<std::vector<double>> SegmentSumsOfSquares(
                  flat.DebugString());
   }
   const int64_t count = static_cast<int64_t>(segments.size());
-  if (flat.device() == Device::kCpu) {
-    std::vector<double> sums;
-    sums.reserve(segments.size());
-    for (const FlatSegment& s : segments) sums.push_back(SumOfSquares(flat.View(s.offset, {s.length})));
-    return sums;
-  }
-  // On a device the sums land in one device vector, copied to the host once.
   Tensor sums = Tensor::Empty({count}, DType::kF64, flat.device());
 #if PIPETRAIN_WITH_CUDA
   if (flat.device() == Device::kCuda) {
@@ -98,23 +91,33 @@ absl::StatusOr<std::vector<double>> SegmentSumsOfSquares(
     std::vector<cuda::SquaresSegment> parts;
     for (const FlatSegment& s : segments) parts.push_back({s.offset, s.length});
     PT_RETURN_IF_ERROR(cuda::SegmentSumsOfSquares(flat, parts, sums));
+    return sums;
   }
 #endif
-  if (flat.device() == Device::kEmulated) {
-    const EmulatedKernelScope kernel(flat.device());
-    for (int64_t i = 0; i < count; ++i) {
-      const FlatSegment& s = segments[i];
+  PT_CHECK_ARG(flat.device() != Device::kCuda, "SegmentSumsOfSquares: ", flat.DebugString(),
+               " needs the CUDA backend, which this build lacks");
+  PT_CHECK_ARG(flat.dtype() == DType::kF32 || flat.dtype() == DType::kF64,
+               "SegmentSumsOfSquares: ", flat.DebugString(), "; expected f32 or f64");
+  // The CPU loop of SumOfSquares, on the host or as the emulated device's kernel.
+  const EmulatedKernelScope kernel(flat.device());
+  for (int64_t i = 0; i < count; ++i) {
+    const FlatSegment& s = segments[i];
+    double sum = 0.0;
+    if (s.length > 0) {
       const Tensor part = flat.View(s.offset, {s.length});
-      double sum = 0.0;
-      if (part.numel() > 0) {
-        sum = flat.dtype() == DType::kF32 ? SumSquares(part.data<float>(), part.numel())
-                                          : SumSquares(part.data<double>(), part.numel());
-      }
-      sums.data<double>()[i] = sum;
+      sum = flat.dtype() == DType::kF32 ? SumSquares(part.data<float>(), s.length)
+                                        : SumSquares(part.data<double>(), s.length);
     }
+    sums.data<double>()[i] = sum;
   }
+  return sums;
+}
+
+absl::StatusOr<std::vector<double>> SegmentSumsOfSquares(const Tensor& flat,
+                                                         const std::vector<FlatSegment>& segments) {
+  PT_ASSIGN_OR_RETURN(const Tensor sums, SegmentSumsOfSquaresOnDevice(flat, segments));
   PT_ASSIGN_OR_RETURN(const Tensor host, CopyToDevice(sums, Device::kCpu));
-  return std::vector<double>(host.data<double>(), host.data<double>() + count);
+  return std::vector<double>(host.data<double>(), host.data<double>() + host.numel());
 }
 
 absl::StatusOr<double> ClipToNorm(Tensor& grads, double sum_of_squares, double max_norm) {

@@ -25,6 +25,11 @@ struct FlatSegment {
 };
 absl::StatusOr<std::vector<double>> SegmentSumsOfSquares(const Tensor& flat,
                                                          const std::vector<FlatSegment>& segments);
+// The same sums left where they are computed: f64 [segments] on flat's
+// device (on the host for a CPU buffer), for a caller that gathers several
+// before one read.
+absl::StatusOr<Tensor> SegmentSumsOfSquaresOnDevice(const Tensor& flat,
+                                                    const std::vector<FlatSegment>& segments);
 
 // Scales `grads` by min(1, max_norm / norm) where norm = sqrt(sum_of_squares).
 // max_norm <= 0 disables clipping. Returns the norm before clipping. A

@@ -22,6 +22,7 @@ void ModelPipelineStage::BeginStep(uint64_t seed, int64_t step, const std::vecto
   offset_ = microbatch_offset;
   grad_scale_ = grad_scale;
   live_.clear();
+  losses_.clear();
   weight_grads_done_.assign(chunks_.size(), 0);
   peak_live_ = 0;
   loss_sum_ = nll_sum_ = 0;
@@ -39,10 +40,7 @@ absl::StatusOr<BoundaryTensors> ModelPipelineStage::Forward(int microbatch, int 
   const ModelStage& stage = *chunks_[chunk];
   PT_ASSIGN_OR_RETURN(StageBoundary out, stage.Forward(Context(microbatch), (*batches_)[microbatch],
                                                        ToModel(input), &saved));
-  if (stage.has_head()) {
-    loss_sum_ += saved.stats.loss_sum;
-    nll_sum_ += saved.stats.nll_sum;
-  }
+  if (stage.has_head()) losses_.push_back(saved.stats);
   return ToParallel(out);
 }
 
@@ -80,6 +78,21 @@ BoundaryTensors ModelPipelineStage::ForwardInputBuffers(int microbatch, int chun
 
 BoundaryTensors ModelPipelineStage::OutputGradBuffers(int microbatch, int chunk) {
   return ToParallel(chunks_[chunk]->OutputShapes((*batches_)[microbatch]));
+}
+
+absl::Status ModelPipelineStage::ReadLoss() {
+  // Device sums come back in one copy; then they are added in forward order,
+  // exactly as the host sums of a CPU run are.
+  std::vector<ops::CrossEntropyStats*> all;
+  for (ops::CrossEntropyStats& stats : losses_) all.push_back(&stats);
+  PT_RETURN_IF_ERROR(ops::ReadCrossEntropySums(all));
+  loss_sum_ = nll_sum_ = 0;
+  for (const ops::CrossEntropyStats& stats : losses_) {
+    loss_sum_ += stats.loss_sum;
+    nll_sum_ += stats.nll_sum;
+  }
+  losses_.clear();
+  return absl::OkStatus();
 }
 
 }  // namespace pipetrain

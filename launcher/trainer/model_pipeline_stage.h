@@ -43,7 +43,10 @@ class ModelPipelineStage : public PipelineStage {
   BoundaryTensors ForwardInputBuffers(int microbatch, int chunk) override;
   BoundaryTensors OutputGradBuffers(int microbatch, int chunk) override;
 
-  // Loss sums of the step so far (non-zero only on the rank with the head).
+  // Reads the loss sums of the step's micro-batches (on a device: one copy
+  // for all of them); call after the schedule.
+  absl::Status ReadLoss();
+  // Loss sums of the step, once read (non-zero only on the rank with the head).
   double loss_sum() const { return loss_sum_; }
   double nll_sum() const { return nll_sum_; }
   // Most (micro-batch, chunk) activations held at once during the step.
@@ -61,6 +64,7 @@ class ModelPipelineStage : public PipelineStage {
   int offset_ = 0;
   double grad_scale_ = 1.0;
   std::map<std::pair<int, int>, StageSaved> live_;
+  std::vector<ops::CrossEntropyStats> losses_;  // the head's, in forward order
   std::vector<int> weight_grads_done_;  // per chunk, this step
   std::function<absl::Status(int)> on_chunk_final_;
   int peak_live_ = 0;

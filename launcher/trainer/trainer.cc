@@ -227,11 +227,29 @@ absl::StatusOr<double> Trainer::GlobalGradSquares() {
   // order: the same sequence of additions as one process.
   const int p = topology_.pipeline_stages;
   const int v = static_cast<int>(stage_->chunks().size());
+  std::vector<Tensor> on_device(v);
+  int64_t terms = 0;
+  for (int c = 0; c < v; ++c) {
+    PT_ASSIGN_OR_RETURN(on_device[c], stage_->chunks()[c]->GradSquaresOnDevice(
+                                          /*skip_embedding=*/VirtualStage(c) != 0));
+    terms += on_device[c].numel();
+  }
+  // Every chunk's list in one buffer, read in one copy.
+  Tensor gathered = Tensor::Empty({terms}, DType::kF64, device_);
+  int64_t at = 0;
+  for (const Tensor& list : on_device) {
+    Tensor part = gathered.View(at, list.shape());
+    PT_RETURN_IF_ERROR(CopyTensor(list, part));
+    at += list.numel();
+  }
+  PT_ASSIGN_OR_RETURN(const Tensor host, CopyToDevice(gathered, Device::kCpu));
   std::vector<std::vector<double>> mine(v);
   int64_t longest = 0;
+  at = 0;
   for (int c = 0; c < v; ++c) {
-    PT_ASSIGN_OR_RETURN(mine[c], stage_->chunks()[c]->GradSquares(
-                                     /*skip_embedding=*/VirtualStage(c) != 0));
+    const double* first = host.data<double>() + at;
+    mine[c].assign(first, first + on_device[c].numel());
+    at += on_device[c].numel();
     longest = std::max<int64_t>(longest, mine[c].size());
   }
   if (p == 1) {
@@ -293,6 +311,7 @@ absl::StatusOr<StepMetrics> Trainer::Step() {
   const absl::Status summed = FinishGradientSums();
   PT_RETURN_IF_ERROR(executed);
   PT_RETURN_IF_ERROR(summed);
+  PT_RETURN_IF_ERROR(stage_->ReadLoss());
   PT_RETURN_IF_ERROR(SyncEmbedding());
   PT_ASSIGN_OR_RETURN(const double squares, GlobalGradSquares());
 
