@@ -112,8 +112,10 @@ absl::Status ModelStage::Build() {
     c.cross = decoder && n_enc > 0;
     // Global index 0 keys the embeddings' dropout; layers count from 1.
     c.index = 1 + g;
+    const ParamId first_param = static_cast<ParamId>(store.infos().size());
     layers_.push_back(std::make_unique<TransformerLayer>(
         store, absl::StrCat(decoder ? "decoder." : "encoder.", i), c));
+    layer_params_.push_back({first_param, static_cast<ParamId>(store.infos().size())});
     // A stack's final LN follows its last layer when that layer is pre-norm.
     if (g == total - 1 || g == n_enc - 1) {
       if (IsPreNorm(norm)) {
@@ -315,9 +317,16 @@ absl::StatusOr<StageBoundary> ModelStage::BackwardInput(const StepContext& ctx, 
 }
 
 absl::Status ModelStage::BackwardWeight(const StepContext& ctx, const Batch& batch,
-                                        StageSaved* saved) const {
+                                        StageSaved* saved, const FinalGradients& on_final) const {
+  const std::vector<ParameterInfo>& infos = store_->infos();
+  auto span_of = [&](ParamId first, ParamId last) {
+    const ParameterInfo& end = infos[last - 1];
+    return FlatSegment{infos[first].offset, end.offset + NumElements(end.shape) - infos[first].offset};
+  };
   for (size_t i = 0; i < layers_.size(); ++i) {
     PT_RETURN_IF_ERROR(layers_[i]->BackwardWeight(&saved->layers[i]));
+    const auto [first, last] = layer_params_[i];
+    if (on_final && last > first) PT_RETURN_IF_ERROR(on_final(span_of(first, last)));
   }
   if (saved->d_encoder_top.defined()) {
     Tensor dg = store_->grad(enc_final_gamma_), db = store_->grad(enc_final_beta_);
@@ -347,6 +356,13 @@ absl::Status ModelStage::BackwardWeight(const StepContext& ctx, const Batch& bat
   if (saved->d_src_embedded.defined()) {
     PT_RETURN_IF_ERROR(
         embed_weight(batch.src_ids, saved->d_src_embedded, kSiteEmbedding, kSourceUse));
+  }
+  if (on_final) {
+    // What no layer holds, in registration order: final LNs, untied output.
+    for (ParamId id : {enc_final_gamma_, enc_final_beta_, dec_final_gamma_, dec_final_beta_,
+                       output_ != embedding_ ? output_ : ParamId{-1}}) {
+      if (id >= 0) PT_RETURN_IF_ERROR(on_final(span_of(id, id + 1)));
+    }
   }
   *saved = StageSaved();
   return absl::OkStatus();

@@ -20,6 +20,7 @@
 #define PIPETRAIN_MODELS_MODEL_STAGE_H_
 
 #include <array>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -88,7 +89,14 @@ class ModelStage {
                                               double grad_scale) const;
   // Accumulates this micro-batch's parameter gradients (embedding uses into
   // their own partial buffers). Frees the saved activations.
-  absl::Status BackwardWeight(const StepContext& ctx, const Batch& batch, StageSaved* saved) const;
+  // With `on_final` (the step's last micro-batch), each part of the flat
+  // gradient buffer is handed to it as soon as its accumulation is done: a
+  // layer's span right after that layer, then the final LNs' and the untied
+  // output projection's. (The embedding's slot is not: its gradient is set
+  // from the partials after the step, see SetEmbeddingGrad.)
+  using FinalGradients = std::function<absl::Status(const FlatSegment&)>;
+  absl::Status BackwardWeight(const StepContext& ctx, const Batch& batch, StageSaved* saved,
+                              const FinalGradients& on_final = nullptr) const;
 
   // Activation checkpointing: layers whose flag is set keep only their input
   // in forward and recompute their activations in backward (dropout replays
@@ -150,6 +158,8 @@ class ModelStage {
   ParamId embedding_ = -1;
   ParamId output_ = -1;                                    // == embedding_ when tied
   std::vector<std::unique_ptr<TransformerLayer>> layers_;  // layers [first_, last_)
+  // The parameters each layer registered: ids [first, last).
+  std::vector<std::pair<ParamId, ParamId>> layer_params_;
   ParamId enc_final_gamma_ = -1, enc_final_beta_ = -1;
   ParamId dec_final_gamma_ = -1, dec_final_beta_ = -1;
   std::array<Tensor, 3> embedding_partials_;

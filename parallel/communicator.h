@@ -57,6 +57,11 @@ class Communicator {
   // later work (NCCL, on its own stream) returns at once; the default sums
   // before returning. Every rank of the group starts its sums in the same order.
   virtual absl::StatusOr<std::unique_ptr<CommRequest>> StartAllReduceSum(Tensor& t);
+  // True when StartAllReduceSum returns before the sum is done (it runs
+  // beside the caller's later work). A caller inside a pipeline schedule
+  // starts sums early only then: a sum that blocks there would only stall
+  // the schedule, and could wait on a rank that waits on this one.
+  virtual bool OverlapsCollectives() const { return false; }
   // Every rank gets every rank's `t` (same shape everywhere), in rank order.
   virtual absl::StatusOr<std::vector<Tensor>> AllGather(const Tensor& t) = 0;
   virtual absl::Status Broadcast(Tensor& t, int root) = 0;

@@ -67,6 +67,7 @@ class NcclCommunicator final : public Communicator {
   // backward of earlier layers overlaps with it; Wait() orders the compute
   // stream after it. `t` must stay untouched until then.
   absl::StatusOr<std::unique_ptr<CommRequest>> StartAllReduceSum(Tensor& t) override;
+  bool OverlapsCollectives() const override { return true; }
   absl::StatusOr<std::vector<Tensor>> AllGather(const Tensor& t) override;
   absl::Status Broadcast(Tensor& t, int root) override;
   // Waits for this rank's queued GPU work and transfers, then MPI's barrier.

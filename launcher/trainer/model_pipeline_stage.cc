@@ -63,12 +63,15 @@ absl::Status ModelPipelineStage::BackwardWeight(int microbatch, int chunk) {
     return absl::InternalError(absl::StrCat("weight gradient of micro-batch ", microbatch,
                                             " chunk ", chunk, " before its forward"));
   }
-  PT_RETURN_IF_ERROR(
-      chunks_[chunk]->BackwardWeight(Context(microbatch), (*batches_)[microbatch], &it->second));
-  live_.erase(it);  // the activations are released after the weight gradient
-  if (++weight_grads_done_[chunk] == static_cast<int>(batches_->size()) && on_chunk_final_) {
-    return on_chunk_final_(chunk);
+  const bool last = ++weight_grads_done_[chunk] == static_cast<int>(batches_->size());
+  ModelStage::FinalGradients on_final;
+  if (last && on_span_final_) {
+    on_final = [&](const FlatSegment& span) { return on_span_final_(chunk, span); };
   }
+  PT_RETURN_IF_ERROR(chunks_[chunk]->BackwardWeight(Context(microbatch), (*batches_)[microbatch],
+                                                    &it->second, on_final));
+  live_.erase(it);  // the activations are released after the weight gradient
+  if (last && on_chunk_final_) return on_chunk_final_(chunk);
   return absl::OkStatus();
 }
 

@@ -26,13 +26,16 @@ class ModelPipelineStage : public PipelineStage {
   // as one process running all micro-batches would).
   void BeginStep(uint64_t seed, int64_t step, const std::vector<Batch>* batches,
                  int microbatch_offset, double grad_scale);
-  // Called with chunk c once the weight gradients of all of the step's
-  // micro-batches are accumulated into it: from then on they are final, and
-  // their data-parallel sum can start while other chunks (and the rest of the
-  // pipeline) are still in backward. An error from it fails that
-  // BackwardWeight.
-  void OnChunkGradientsFinal(std::function<absl::Status(int chunk)> callback) {
-    on_chunk_final_ = std::move(callback);
+  // Gradients becoming final during the step's last weight-gradient pass of
+  // a chunk: `on_span(c, span)` for each part of chunk c's flat gradient
+  // buffer as it is done (ModelStage::BackwardWeight), then `on_chunk(c)`
+  // when the whole chunk is (its embedding partials included). Their
+  // data-parallel sums can start at once, while the rest of the backward
+  // runs. An error from either fails that BackwardWeight.
+  void OnGradientsFinal(std::function<absl::Status(int, const FlatSegment&)> on_span,
+                        std::function<absl::Status(int)> on_chunk) {
+    on_span_final_ = std::move(on_span);
+    on_chunk_final_ = std::move(on_chunk);
   }
 
   absl::StatusOr<BoundaryTensors> Forward(int microbatch, int chunk,
@@ -66,6 +69,7 @@ class ModelPipelineStage : public PipelineStage {
   std::map<std::pair<int, int>, StageSaved> live_;
   std::vector<ops::CrossEntropyStats> losses_;  // the head's, in forward order
   std::vector<int> weight_grads_done_;  // per chunk, this step
+  std::function<absl::Status(int, const FlatSegment&)> on_span_final_;
   std::function<absl::Status(int)> on_chunk_final_;
   int peak_live_ = 0;
   double loss_sum_ = 0, nll_sum_ = 0;

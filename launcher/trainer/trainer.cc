@@ -153,31 +153,43 @@ absl::StatusOr<std::vector<Batch>> Trainer::ToDevice(std::vector<Batch> batches)
   return batches;
 }
 
-absl::Status Trainer::StartGradientSum(int c) {
-  // Buckets of the chunk's flat gradient buffer, then its embedding partials:
-  // started now, while the rest of the backward goes on, and waited for
-  // after the schedule. Each replica starts the same sums in the same order
-  // (the schedule is the same on every replica of a stage).
-  ModelStage& chunk = *stage_->chunks()[c];
-  Tensor& grads = chunk.params().flat_grads();
-  for (int64_t start = 0; start < grads.numel(); start += kGradientBucketElements) {
-    Tensor bucket = grads.View(start, {std::min(kGradientBucketElements, grads.numel() - start)});
-    PT_ASSIGN_OR_RETURN(std::unique_ptr<CommRequest> sum,
-                        replicas_device_->StartAllReduceSum(bucket));
-    pending_sums_.push_back(std::move(sum));
-  }
+absl::Status Trainer::GradientsFinal(int c, const FlatSegment& span) {
+  ready_.push_back({c, span});
+  return replicas_device_->OverlapsCollectives() ? StartReadySums() : absl::OkStatus();
+}
+
+absl::Status Trainer::ChunkGradientsFinal(int c) {
+  // The embedding's partial gradients, final with the chunk's last pass.
   for (int use = 0; use < 3; ++use) {
-    Tensor partial = chunk.embedding_partial(static_cast<EmbeddingUse>(use));
-    if (!partial.defined()) continue;
-    PT_ASSIGN_OR_RETURN(std::unique_ptr<CommRequest> sum,
-                        replicas_device_->StartAllReduceSum(partial));
-    pending_sums_.push_back(std::move(sum));
+    const Tensor& partial = stage_->chunks()[c]->embedding_partial(static_cast<EmbeddingUse>(use));
+    if (partial.defined()) ready_.push_back({c, FlatSegment{-1 - use, partial.numel()}});
   }
+  return replicas_device_->OverlapsCollectives() ? StartReadySums() : absl::OkStatus();
+}
+
+absl::Status Trainer::StartReadySums() {
+  // Each replica reports the same spans in the same order (the schedule and
+  // the layers are the same), so the sums match up across the group.
+  for (const auto& [c, span] : ready_) {
+    ModelStage& chunk = *stage_->chunks()[c];
+    Tensor whole = span.offset < 0
+                       ? chunk.embedding_partial(static_cast<EmbeddingUse>(-1 - span.offset))
+                       : chunk.params().flat_grads().View(span.offset, {span.length});
+    whole = whole.Reshape({whole.numel()});
+    for (int64_t start = 0; start < whole.numel(); start += kGradientBucketElements) {
+      Tensor bucket =
+          whole.View(start, {std::min(kGradientBucketElements, whole.numel() - start)});
+      PT_ASSIGN_OR_RETURN(std::unique_ptr<CommRequest> sum,
+                          replicas_device_->StartAllReduceSum(bucket));
+      pending_sums_.push_back(std::move(sum));
+    }
+  }
+  ready_.clear();
   return absl::OkStatus();
 }
 
 absl::Status Trainer::FinishGradientSums() {
-  absl::Status status;
+  absl::Status status = StartReadySums();  // what a blocking transport deferred
   for (std::unique_ptr<CommRequest>& sum : pending_sums_) status.Update(sum->Wait());
   pending_sums_.clear();
   return status;
@@ -302,7 +314,12 @@ absl::StatusOr<StepMetrics> Trainer::Step() {
 
   for (auto& chunk : stage_->chunks()) chunk->ZeroGrads();
   stage_->BeginStep(train.seed(), step_, &mine, topology_.replica * m, grad_scale);
-  if (replicas > 1) stage_->OnChunkGradientsFinal([this](int c) { return StartGradientSum(c); });
+  ready_.clear();
+  if (replicas > 1) {
+    stage_->OnGradientsFinal(
+        [this](int c, const FlatSegment& span) { return GradientsFinal(c, span); },
+        [this](int c) { return ChunkGradientsFinal(c); });
+  }
   const absl::Status executed = ExecuteActions(schedule_.ranks[topology_.stage], *stage_,
                                                *pipeline_device_, train.pipeline().chunks())
                                     .status();

@@ -103,9 +103,15 @@ class Trainer {
  private:
   Trainer(const RunSpec& spec, Communicator& world, Topology topology);
   absl::Status Build();
-  // The data-parallel gradient sum of chunk `c`, started as soon as its
-  // weight gradients are final; all of them are waited for after the schedule.
-  absl::Status StartGradientSum(int c);
+  // Data-parallel gradient sums: a part of chunk c's gradients (a layer's
+  // span of the flat buffer, or the whole chunk's embedding partials) is
+  // ready as soon as its last accumulation is done; a transport that
+  // overlaps collectives (NCCL) starts its sum at once, in buckets, while the
+  // backward goes on; a blocking one (MPI, host-staged) after the schedule.
+  // Every started sum is waited for after the schedule.
+  absl::Status GradientsFinal(int c, const FlatSegment& span);
+  absl::Status ChunkGradientsFinal(int c);
+  absl::Status StartReadySums();
   absl::Status FinishGradientSums();
   absl::Status SyncEmbedding();
   absl::StatusOr<double> GlobalGradSquares();
@@ -132,6 +138,9 @@ class Trainer {
   Schedule schedule_;
   std::unique_ptr<ModelPipelineStage> stage_;
   std::vector<Tensor> adam_m_, adam_v_;  // per chunk, on the device
+  // Ready but not started: (chunk, span of its flat gradients); a negative
+  // offset −1−u names embedding partial u.
+  std::vector<std::pair<int, FlatSegment>> ready_;
   std::vector<std::unique_ptr<CommRequest>> pending_sums_;
   int64_t step_ = 0;
   int simulated_peak_live_ = 0;
