@@ -1,5 +1,7 @@
 #include "tests/testing/run_binary.h"
 
+#include "gtest/gtest.h"
+
 #include <fstream>
 
 #include <cmath>
@@ -50,6 +52,14 @@ std::string FinalDigest(const std::string& output) {
   const size_t begin = at + std::string("params_digest=").size();
   const size_t end = output.find_first_of(" \n", begin);
   return output.substr(begin, end - begin);
+}
+
+std::string CheckedFinalDigest(const std::string& output) {
+  const std::string digest = FinalDigest(output);
+  const bool hex = digest.size() == 16 &&
+                   digest.find_first_not_of("0123456789abcdef") == std::string::npos;
+  if (!hex) ADD_FAILURE() << "no 16-hex-digit params_digest in:\n" << output;
+  return digest;
 }
 
 std::vector<double> MetricsValues(const std::string& path, const std::string& key) {

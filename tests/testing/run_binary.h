@@ -21,6 +21,10 @@ RunResult RunPipetrain(const std::string& args);
 std::vector<double> StepValues(const std::string& output, const std::string& key);
 // The params_digest of the "final:" line, or "" when there is none.
 std::string FinalDigest(const std::string& output);
+// The same, as a test compares it: a failure (naming the output) unless it is
+// 16 hex digits, so two runs that both failed to print one never compare
+// equal as "" == "".
+std::string CheckedFinalDigest(const std::string& output);
 
 // The values of `key` on the training lines (those with a grad_norm; not the
 // validation lines) of a metrics.jsonl file, in order.
