@@ -32,6 +32,12 @@ char* NormalizeFlagName(char* arg, std::deque<std::string>* storage) {
 CommandLine SplitCommandLine(int argc, char** argv) {
   CommandLine cl;
   cl.absl_argv.push_back(argv[0]);
+  // `pipetrain --spec FILE ...`: training is what the binary is for. (Not for
+  // --help or --version alone, which absl answers.)
+  if (argc > 1 && argv[1][0] == '-' && std::strcmp(argv[1], "--help") != 0 &&
+      std::strcmp(argv[1], "--helpfull") != 0 && std::strcmp(argv[1], "--version") != 0) {
+    cl.subcommand = "train";
+  }
   for (int i = 1; i < argc; ++i) {
     const char* arg = argv[i];
     if (std::strcmp(arg, "--set") == 0 || std::strcmp(arg, "-set") == 0) {

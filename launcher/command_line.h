@@ -9,7 +9,9 @@
 namespace pipetrain {
 
 // What remains of argv once the subcommand and the repeatable `--set`
-// options are taken out. Flag names may use hyphens (`--save-params`); they
+// options are taken out. The subcommand is the first argument; when that is
+// a flag (`pipetrain --spec FILE`, as users type it under mpirun and srun),
+// the subcommand is `train`. Flag names may use hyphens (`--save-params`); they
 // are rewritten to absl's underscores. `--set` may repeat, which absl flags do not allow,
 // so it is collected here before absl parses the rest.
 struct CommandLine {

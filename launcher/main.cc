@@ -1,4 +1,5 @@
-// pipetrain: one binary, several subcommands (today: train, plan, version).
+// pipetrain: one binary, several subcommands (train, plan, data, translate,
+// eval, score, ckpt, version); `pipetrain --spec FILE` is `pipetrain train`.
 // Only this file exits the process; everything below returns absl::Status.
 #include <cstdio>
 #include <string>
@@ -21,6 +22,7 @@ namespace {
 
 constexpr char kUsage[] =
     "usage: pipetrain <command> [flags]\n"
+    "       pipetrain --spec FILE [flags]   (train is the command when the first argument is a flag)\n"
     "\n"
     "commands:\n"
     "  train    --spec FILE [--config FILE] [--steps N] [--seed S] [--set field=value]...\n"

@@ -34,6 +34,22 @@ TEST(TrainCommandTest, SameSeedSameDigestOtherSeedOther) {
   EXPECT_NE(a.output.find("final: step=3 "), std::string::npos) << a.output;
 }
 
+// `pipetrain --spec FILE`, the line users type under mpirun and srun, trains:
+// with a flag first, the command is train.
+TEST(TrainCommandTest, TrainIsTheCommandWhenTheFirstArgumentIsAFlag) {
+  const auto verb = RunPipetrain("train --spec configs/tiny.pbtxt --steps 2 --set log_interval=1");
+  const auto bare = RunPipetrain("--spec configs/tiny.pbtxt --steps 2 --set log_interval=1");
+  const auto bare_equals = RunPipetrain("--spec=configs/tiny.pbtxt --set steps=2");
+  ASSERT_EQ(verb.exit_code, 0) << verb.output;
+  ASSERT_EQ(bare.exit_code, 0) << bare.output;
+  ASSERT_EQ(bare_equals.exit_code, 0) << bare_equals.output;
+  EXPECT_EQ(CheckedDigest(bare), CheckedDigest(verb));
+  EXPECT_EQ(CheckedDigest(bare_equals), CheckedDigest(verb));
+  // Help still answers, and says so.
+  const auto help = RunPipetrain("help");
+  EXPECT_THAT(help.output, ::testing::HasSubstr("pipetrain --spec FILE"));
+}
+
 TEST(TrainCommandTest, DigestDoesNotDependOnTheThreadCount) {
   // Every reduction, GEMMs included, is split by the shape, never by the
   // number of threads: a run is reproducible on any machine size.
