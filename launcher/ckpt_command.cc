@@ -15,6 +15,7 @@
 #include "core/io/atomic_file.h"
 #include "core/io/crc32c.h"
 #include "core/status_macros.h"
+#include "models/norm_constants.h"
 
 // Defined by `data build` (launcher/data_command.cc): the output path.
 ABSL_DECLARE_FLAG(std::string, out);
@@ -134,6 +135,9 @@ std::string DescribeCheckpoint(const CheckpointReader& reader) {
                         model.name(), ModelKind_Name(model.kind()), model.encoder_layers(),
                         model.decoder_layers(), model.d_model(), model.ffn_dim(), model.heads(),
                         model.vocab_size(), ResidualNorm_Name(model.norm()));
+  // The α, β and BranchNorm schedule the layers compute with, so a run's
+  // constants can be checked without redoing the formulas.
+  absl::StrAppendFormat(&text, "norms: %s\n", DescribeNormConstants(model));
   absl::StrAppendFormat(&text, "train: lr %g (%s), %d tokens per batch, %d steps, dtype %s\n",
                         train.lr(), LrSchedule_Name(train.lr_schedule()), train.tokens_per_batch(),
                         train.steps(), train.dtype());

@@ -84,6 +84,12 @@ TEST_F(CkptCommandTest, InspectPrintsStepSpecFilesAndTensors) {
       << r.output;
   EXPECT_NE(r.output.find("model tiny: ENCODER_DECODER, 2+2 layers, d_model 64"), std::string::npos)
       << r.output;
+  // DeepNorm at 2+2 (DESIGN.md): encoder 0.81·(2⁴·2)^(1/16), 0.87·(2⁴·2)^(−1/16);
+  // decoder (3·2)^(1/4), (12·2)^(−1/4), rounded to 6 digits in Python.
+  EXPECT_NE(r.output.find("norms: DEEPNORM encoder alpha=1.0059 beta=0.700563, decoder "
+                          "alpha=1.56508 beta=0.451801\n"),
+            std::string::npos)
+      << r.output;
   // Digits in groups of three, as inspect prints counts.
   const std::string digits = absl::StrCat(model_->params().total_elements());
   std::string parameters;
@@ -124,6 +130,9 @@ TEST_F(CkptCommandTest, InspectListsLayersInNumericOrder) {
     EXPECT_LT(text.find(key), text.find(later)) << text;
   }
   EXPECT_NE(text.find("optimizer state: none (inference only)"), std::string::npos) << text;
+  // One stack of 11 DeepNorm layers: (2·11)^(1/4), (8·11)^(−1/4).
+  EXPECT_NE(text.find("norms: DEEPNORM encoder alpha=2.16574 beta=0.326497\n"), std::string::npos)
+      << text;
 }
 
 TEST_F(CkptCommandTest, VerifyPassesThenNamesTheDamagedFileAndTensor) {
