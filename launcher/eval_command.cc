@@ -14,8 +14,10 @@
 #include "launcher/trainer/validation.h"
 
 ABSL_FLAG(std::string, directions, "",
-          "eval: directions to score, comma-separated src-tgt (default: the spec's "
-          "train.validation.directions)");
+          "eval: directions to score, comma-separated src-tgt, or a group of them: en-x, x-en, "
+          "x-y or all (a seeded sample of --sample directions each; default: the spec's "
+          "train.validation)");
+ABSL_FLAG(int32_t, sample, 8, "eval: directions sampled per group with --directions en-x|x-en|x-y|all");
 ABSL_FLAG(std::string, split, "dev", "eval: the corpus split to score, dev or test");
 ABSL_FLAG(int32_t, sentences, 200, "eval: sentences decoded per direction (the first ones)");
 // Shared flags: translate_command.cc and data_command.cc.
@@ -34,16 +36,22 @@ absl::Status RunEvalCommand() {
   const std::string corpus =
       absl::GetFlag(FLAGS_corpus).empty() ? train.corpus().dir() : absl::GetFlag(FLAGS_corpus);
   PT_CHECK_ARG(!corpus.empty(), "the checkpoint's spec names no corpus; pass --corpus DIR");
-  ValidationOptions options;
+  // The training run's own validation settings, then what the flags change.
+  ValidationOptions options = ValidationOptionsFromSpec(loaded.spec);
   options.split = absl::GetFlag(FLAGS_split);
-  if (absl::GetFlag(FLAGS_directions).empty()) {
-    options.directions.assign(train.validation().directions().begin(),
-                              train.validation().directions().end());
-  } else {
-    options.directions = absl::StrSplit(absl::GetFlag(FLAGS_directions), ',', absl::SkipEmpty());
+  const std::string wanted = absl::GetFlag(FLAGS_directions);
+  if (NamesDirectionGroups(wanted, options.pivot)) {
+    PT_ASSIGN_OR_RETURN(options.groups, ParseDirectionGroups(wanted, options.pivot));
+    options.directions.clear();
+    options.sample_per_group = absl::GetFlag(FLAGS_sample);
+    PT_CHECK_ARG(options.sample_per_group >= 1, "--sample must be >= 1");
+  } else if (!wanted.empty()) {
+    options.directions = absl::StrSplit(wanted, ',', absl::SkipEmpty());
+    options.sample_per_group = 0;
   }
-  PT_CHECK_ARG(!options.directions.empty(),
-               "no directions to score: pass --directions src-tgt[,src-tgt...], e.g. en-de");
+  PT_CHECK_ARG(!options.directions.empty() || options.sample_per_group > 0,
+               "no directions to score: pass --directions src-tgt[,src-tgt...] (e.g. en-de) or "
+               "a group: en-x, x-en, x-y, all");
   options.sentences = absl::GetFlag(FLAGS_sentences);
   options.loss_sentences = options.sentences;
   options.beam_size = absl::GetFlag(FLAGS_beam);
@@ -54,13 +62,27 @@ absl::Status RunEvalCommand() {
   PT_ASSIGN_OR_RETURN(std::unique_ptr<Validator> validator,
                       Validator::Create(loaded.spec.model(), corpus, *loaded.vocab, options));
   LogInfo("eval", "%s (step %d) on %s/%s, %d directions, beam %d", loaded.checkpoint_dir,
-          loaded.step, corpus, options.split, options.directions.size(), options.beam_size);
+          loaded.step, corpus, options.split, validator->direction_count(), options.beam_size);
   PT_ASSIGN_OR_RETURN(const ValidationResult result,
                       validator->Run(loaded.model->params().flat_params(), loaded.step));
-  std::printf("%-14s %9s %8s %8s %8s\n", "direction", "sentences", "BLEU", "chrF2", "loss");
+  // Direction by direction within each group, then the groups' means: the
+  // layout of DeepNet's M2M table.
+  std::printf("%-16s %9s %8s %8s %8s\n", "direction", "sentences", "BLEU", "chrF2", "loss");
+  for (const GroupScores& group : result.Groups()) {
+    for (const DirectionScores& d : result.directions) {
+      if (DirectionGroupName(GroupOf(d.src, d.tgt, result.pivot), result.pivot) != group.name) {
+        continue;
+      }
+      std::printf("%-16s %9d %8.2f %8.2f %8.4f\n", absl::StrCat(d.src, "-", d.tgt).c_str(),
+                  d.sentences, d.bleu, d.chrf, d.loss);
+    }
+    std::printf("%-16s %9d %8.2f %8.2f\n", absl::StrCat("mean ", group.name).c_str(),
+                group.directions, group.bleu, group.chrf);
+  }
   for (const DirectionScores& d : result.directions) {
-    std::printf("%-14s %9d %8.2f %8.2f %8.4f\n", absl::StrCat(d.src, "-", d.tgt).c_str(),
-                d.sentences, d.bleu, d.chrf, d.loss);
+    if (d.sentences > 0) continue;  // scored by its loss only
+    std::printf("%-16s %9d %8s %8s %8.4f\n", absl::StrCat(d.src, "-", d.tgt).c_str(), 0, "-",
+                "-", d.loss);
   }
   std::printf("%s\n", result.Json(loaded.step).c_str());
   return absl::OkStatus();

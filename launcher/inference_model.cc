@@ -39,7 +39,7 @@ absl::StatusOr<InferenceModel> LoadInferenceModel(const std::string& ckpt,
     const std::filesystem::path run_dir = step_dir.parent_path();
     candidates.push_back(RunVocabPath(run_dir.string()));
     if (!loaded.spec.train().corpus().dir().empty()) {
-      candidates.push_back(CorpusVocabPath(loaded.spec.train()));
+      candidates.push_back(CorpusVocabPath(loaded.spec));
     }
   }
   for (const std::string& path : candidates) {

@@ -158,6 +158,31 @@ TEST_F(CorpusTrainTest, PipelineDrawsTheSameBatchesAsOneProcess) {
   EXPECT_EQ(evaluated.exit_code, 0) << evaluated.output;
 }
 
+// Data-parallel replicas read disjoint halves of the step's corpus batch:
+// two replicas of one micro-batch each follow, step by step, one process
+// that runs both micro-batches (were the replicas to read the same pairs,
+// or overlapping ones, the losses would part at once).
+TEST_F(CorpusTrainTest, DataParallelReplicasReadDisjointHalvesOfTheBatch) {
+  const std::string mpirun = std::string("env OMPI_ALLOW_RUN_AS_ROOT=1 ") +
+                             "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 " +
+                             PIPETRAIN_MPIRUN + " 2 " + PIPETRAIN_BINARY + " ";
+  const auto one = RunPipetrain(Train("--set output_dir=" + Path("one") +
+                                      " --set microbatches=2 --metrics " + Path("one.jsonl")));
+  ASSERT_EQ(one.exit_code, 0) << one.output;
+  const auto two = RunCommand(mpirun + Train("--set output_dir=" + Path("two") +
+                                             " --set data_parallel=2 --set microbatches=1"
+                                             " --metrics " + Path("two.jsonl")));
+  ASSERT_EQ(two.exit_code, 0) << two.output;
+  const auto loss = testing::MetricsValues(Path("one.jsonl"), "loss");
+  ASSERT_EQ(loss.size(), 8u);
+  EXPECT_EQ(testing::StepsDiffer(loss, testing::MetricsValues(Path("two.jsonl"), "loss"), 1e-7),
+            "")
+      << two.output;
+  // The same target tokens in every step: the same pairs, split differently.
+  EXPECT_EQ(testing::MetricsValues(Path("one.jsonl"), "target_tokens"),
+            testing::MetricsValues(Path("two.jsonl"), "target_tokens"));
+}
+
 // The GPU orchestration on the emulated device (docs/parallel.md): a 2-stage
 // pipeline validates (loss, BLEU, chrF, a sample), checkpoints through host
 // copies, and that checkpoint decodes; its weights are the CPU run's bit for bit.

@@ -42,23 +42,29 @@ absl::Status BuildFromGettext(const CorpusData& corpus) {
 
 }  // namespace
 
-std::string CorpusVocabPath(const TrainConfig& train) {
-  return absl::StrCat(CorpusShardDir(train), "/spm.model");
+std::string CorpusVocabPath(const RunSpec& spec) {
+  return absl::StrCat(CorpusShardDir(spec), "/spm.model");
 }
 
-std::string CorpusShardDir(const TrainConfig& train) {
-  // Shards hold the languages they were asked for, so configs that train on
-  // different languages of one corpus each get their own.
+std::string CorpusShardDir(const RunSpec& spec) {
+  // Shards hold the languages they were asked for, encoded with a vocabulary
+  // of the model's size, so configs that train on different languages of one
+  // corpus, or on the same languages with other vocabulary sizes (m2m_tiny
+  // and m2m_200L), each get their own. The demo's 8,000 pieces keep the
+  // name they always had.
+  const TrainConfig& train = spec.train();
+  const int vocab = spec.model().vocab_size();
+  const std::string size = vocab == 8000 ? "" : absl::StrCat("-v", vocab);
   std::vector<std::string> languages(train.corpus().languages().begin(),
                                      train.corpus().languages().end());
-  if (languages.empty()) return absl::StrCat(train.corpus().dir(), "/shards");
+  if (languages.empty()) return absl::StrCat(train.corpus().dir(), "/shards", size);
   std::sort(languages.begin(), languages.end());
   std::string joined = absl::StrJoin(languages, ".");
   if (joined.size() > 120) {
     joined = absl::StrFormat("%d-languages-%016x", languages.size(),
                              Fnv1a64(joined.data(), joined.size()));
   }
-  return absl::StrCat(train.corpus().dir(), "/shards-", joined);
+  return absl::StrCat(train.corpus().dir(), "/shards-", joined, size);
 }
 
 std::string RunVocabPath(const std::string& output_dir) {
@@ -66,7 +72,7 @@ std::string RunVocabPath(const std::string& output_dir) {
 }
 
 absl::Status KeepVocabularyWithRun(const RunSpec& spec, bool resuming) {
-  const std::string from = CorpusVocabPath(spec.train());
+  const std::string from = CorpusVocabPath(spec);
   const std::string to = RunVocabPath(spec.train().output_dir());
   PT_ASSIGN_OR_RETURN(const uint64_t want, HashFileContents(from));
   if (Exists(to)) {
@@ -101,7 +107,7 @@ absl::Status PrepareCorpus(const RunSpec& spec) {
                  corpus.dir(), " ...`, or set train.corpus.build_from_gettext");
     PT_RETURN_IF_ERROR(BuildFromGettext(corpus));
   }
-  const std::string vocab_path = CorpusVocabPath(train);
+  const std::string vocab_path = CorpusVocabPath(spec);
   if (!Exists(vocab_path)) {
     LogInfo("data", "no vocabulary %s: training %d pieces with spm_train (pipetrain data vocab)",
             vocab_path, spec.model().vocab_size());
@@ -111,7 +117,7 @@ absl::Status PrepareCorpus(const RunSpec& spec) {
     options.max_sentences = corpus.vocab_sentences();
     options.seed = train.seed();
     options.languages.assign(corpus.languages().begin(), corpus.languages().end());
-    options.out_dir = CorpusShardDir(train);
+    options.out_dir = CorpusShardDir(spec);
     PT_ASSIGN_OR_RETURN(const VocabSummary summary, BuildVocabulary(corpus.dir(), options));
     LogInfo("data", "vocabulary: %d pieces from %d sentences of %d languages in %.1fs",
             summary.vocab_size, summary.sampled_sentences, summary.languages,
@@ -121,8 +127,8 @@ absl::Status PrepareCorpus(const RunSpec& spec) {
   PT_CHECK_ARG(vocab.vocab_size() == spec.model().vocab_size(),
                "model.vocab_size=", spec.model().vocab_size(), " but the vocabulary ", vocab_path,
                " has ", vocab.vocab_size(), " pieces; set model.vocab_size=", vocab.vocab_size(),
-               " or delete ", vocab_path, " (and ", CorpusShardDir(train), ") to train a new one");
-  const std::string shard_dir = CorpusShardDir(train);
+               " or delete ", vocab_path, " (and ", CorpusShardDir(spec), ") to train a new one");
+  const std::string shard_dir = CorpusShardDir(spec);
   if (!Exists(absl::StrCat(shard_dir, "/manifest.tsv"))) {
     LogInfo("data", "no shards in %s: encoding the corpus (pipetrain data shard)", shard_dir);
     PT_ASSIGN_OR_RETURN(const uint64_t hash, HashFileContents(vocab_path));

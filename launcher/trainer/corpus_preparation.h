@@ -15,9 +15,10 @@
 namespace pipetrain {
 
 // The files of a prepared corpus directory.
-std::string CorpusVocabPath(const TrainConfig& train);  // DIR/spm.model
-// DIR/shards, or DIR/shards-<languages> when train.corpus.languages is set.
-std::string CorpusShardDir(const TrainConfig& train);
+std::string CorpusVocabPath(const RunSpec& spec);  // DIR/spm.model
+// DIR/shards, or DIR/shards-<languages> when train.corpus.languages is set;
+// "-v<size>" follows unless model.vocab_size is 8,000 (the demo's).
+std::string CorpusShardDir(const RunSpec& spec);
 
 absl::Status PrepareCorpus(const RunSpec& spec);
 

@@ -1,8 +1,11 @@
 #include "launcher/trainer/step_data.h"
 
 #include <algorithm>
+#include <set>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "core/data/multilingual_loader.h"
 #include "core/data/synthetic_task.h"
 #include "core/status_macros.h"
@@ -49,6 +52,58 @@ class CorpusStepData : public StepData {
   std::unique_ptr<MultilingualLoader> loader_;
 };
 
+// What the run samples, said once at start: how many of the L·(L−1)
+// directions of its languages have training pairs, how the pairs are spread
+// and how temperature flattens that, and every direction that has none (it
+// is never drawn: said, not silently dropped).
+void LogDirections(const MultilingualLoader& loader, double temperature,
+                   const std::string& where) {
+  const std::vector<std::string>& languages = loader.languages();
+  const int64_t possible =
+      static_cast<int64_t>(languages.size()) * (static_cast<int64_t>(languages.size()) - 1);
+  std::set<std::pair<std::string, std::string>> sampled;
+  std::vector<const LoaderDirection*> drawn;
+  int64_t pairs = 0;
+  for (const LoaderDirection& d : loader.directions()) {
+    if (d.pairs[0] == 0) continue;
+    sampled.insert({d.src, d.tgt});
+    drawn.push_back(&d);
+    pairs += d.pairs[0];
+  }
+  LogInfo("data", "sampling %d of %d directions among %d languages (T=%g) from %s",
+          drawn.size(), possible, languages.size(), temperature, where);
+  if (!drawn.empty()) {
+    std::sort(drawn.begin(), drawn.end(), [](const LoaderDirection* a, const LoaderDirection* b) {
+      return a->pairs[0] < b->pairs[0];
+    });
+    const LoaderDirection& low = *drawn.front();
+    const LoaderDirection& mid = *drawn[drawn.size() / 2];
+    const LoaderDirection& high = *drawn.back();
+    LogInfo("data",
+            "train pairs: %d in all; per direction min %d (%s-%s), median %d, max %d (%s-%s); "
+            "drawn with p from %.2e to %.2e",
+            pairs, low.pairs[0], low.src, low.tgt, mid.pairs[0], high.pairs[0], high.src, high.tgt,
+            low.probability, high.probability);
+  }
+  std::vector<std::string> missing;
+  for (const std::string& a : languages) {
+    for (const std::string& b : languages) {
+      if (a != b && !sampled.count({a, b})) missing.push_back(absl::StrCat(a, "-", b));
+    }
+  }
+  if (!missing.empty()) {
+    constexpr size_t kListed = 40;
+    const size_t shown = std::min(missing.size(), kListed);
+    LogInfo("data",
+            "%d directions have no training pairs in this corpus and are never drawn: %s%s",
+            missing.size(),
+            absl::StrJoin(missing.begin(), missing.begin() + static_cast<std::ptrdiff_t>(shown),
+                          " "),
+            missing.size() > shown ? absl::StrCat(" (and ", missing.size() - shown, " more)")
+                                   : std::string());
+  }
+}
+
 }  // namespace
 
 std::unique_ptr<StepData> MakeSyntheticStepData(const RunSpec& spec) {
@@ -66,12 +121,10 @@ absl::StatusOr<std::unique_ptr<StepData>> OpenStepData(const RunSpec& spec) {
   options.seed = train.seed();
   options.kind = spec.model().kind();
   options.languages.assign(train.corpus().languages().begin(), train.corpus().languages().end());
-  options.vocab_path = CorpusVocabPath(train);
+  options.vocab_path = CorpusVocabPath(spec);
   PT_ASSIGN_OR_RETURN(std::unique_ptr<MultilingualLoader> loader,
-                      MultilingualLoader::Open(CorpusShardDir(train), options));
-  LogInfo("data", "sampling %d directions among %d languages (T=%g) from %s",
-          loader->directions().size(), loader->languages().size(), options.temperature,
-          CorpusShardDir(train));
+                      MultilingualLoader::Open(CorpusShardDir(spec), options));
+  LogDirections(*loader, options.temperature, CorpusShardDir(spec));
   return std::unique_ptr<StepData>(new CorpusStepData(std::move(loader)));
 }
 

@@ -19,6 +19,7 @@
 #include "launcher/trainer/preemption.h"
 #include "launcher/trainer/trainer.h"
 #include "launcher/trainer/validation.h"
+#include "models/norm_constants.h"
 #include "parallel/local_communicator.h"
 #include "parallel/mpi_communicator.h"
 #include "parallel/topology.h"
@@ -97,6 +98,8 @@ absl::Status RunSteps(const TrainConfig& train, const TrainingOutputs& outputs, 
     PT_ASSIGN_OR_RETURN(const ValidationResult result, validator->Run(flat, step));
     eval_seconds += result.seconds;
     LogInfo("valid", "step %d %s", step, result.Summary());
+    const std::string groups = result.GroupSummary();
+    if (!groups.empty()) LogInfo("valid", "step %d groups: %s", step, groups);
     for (const DirectionScores& d : result.directions) {
       if (d.sentences == 0) continue;  // validated by its loss only
       LogInfo("valid", "  %s-%s: %s => %s (ref: %s)", d.src, d.tgt, d.sample_source,
@@ -112,6 +115,10 @@ absl::Status RunSteps(const TrainConfig& train, const TrainingOutputs& outputs, 
         if (d.sentences == 0) continue;
         scalars.push_back({absl::StrCat("valid/bleu/", d.src, "-", d.tgt), d.bleu});
         scalars.push_back({absl::StrCat("valid/chrf/", d.src, "-", d.tgt), d.chrf});
+      }
+      for (const GroupScores& g : result.Groups()) {
+        scalars.push_back({absl::StrCat("valid/bleu/", g.name), g.bleu});
+        scalars.push_back({absl::StrCat("valid/chrf/", g.name), g.chrf});
       }
       events.Add(step, scalars);
     }
@@ -206,7 +213,7 @@ absl::StatusOr<std::unique_ptr<Validator>> MakeValidator(
     const RunSpec& spec, std::unique_ptr<SentencePieceModel>* vocab) {
   const TrainConfig& train = spec.train();
   if (train.corpus().dir().empty() || train.eval_interval() <= 0) return nullptr;
-  PT_ASSIGN_OR_RETURN(SentencePieceModel loaded, SentencePieceModel::Load(CorpusVocabPath(train)));
+  PT_ASSIGN_OR_RETURN(SentencePieceModel loaded, SentencePieceModel::Load(CorpusVocabPath(spec)));
   *vocab = std::make_unique<SentencePieceModel>(std::move(loaded));
   return Validator::Create(spec.model(), train.corpus().dir(), **vocab,
                            ValidationOptionsFromSpec(spec));
@@ -218,6 +225,7 @@ void LogModel(const RunSpec& spec, int64_t parameters, const std::string& where)
           spec.model().decoder_layers(), spec.model().d_model(), spec.model().ffn_dim(),
           spec.model().heads(), ResidualNorm_Name(spec.model().norm()), parameters, where,
           spec.train().dtype());
+  LogInfo("train", "norms: %s", DescribeNormConstants(spec.model()));
 }
 
 // Whether this process runs under MPI: under a launcher, or when the spec
@@ -292,6 +300,8 @@ absl::Status RunTraining(const RunSpec& spec, const TrainingOutputs& outputs) {
     }
     PT_RETURN_IF_ERROR(world->Barrier());
   }
+  // One rank speaks for all while the trainer starts (errors still print).
+  if (world->rank() != 0) SetLogVerbose(false);
   auto created = Trainer::Create(spec, *world);
   PT_RETURN_IF_ERROR(AgreeOn(*world, created.status()));
   Trainer& trainer = **created;

@@ -78,6 +78,9 @@ ValidationOptions ValidationOptionsFromSpec(const RunSpec& spec) {
   options.directions.assign(v.directions().begin(), v.directions().end());
   options.languages.assign(spec.train().corpus().languages().begin(),
                            spec.train().corpus().languages().end());
+  options.sample_per_group = v.sample_per_group();
+  if (!v.pivot().empty()) options.pivot = v.pivot();
+  options.sample_seed = spec.train().seed();
   options.sentences = v.sentences();
   options.loss_sentences = v.loss_sentences();
   options.beam_size = v.beam_size();
@@ -98,6 +101,34 @@ std::string ValidationResult::Summary() const {
                          seconds);
 }
 
+std::vector<GroupScores> ValidationResult::Groups() const {
+  std::vector<GroupScores> groups;
+  for (DirectionGroup group : {DirectionGroup::kFromPivot, DirectionGroup::kToPivot,
+                               DirectionGroup::kBetweenOthers}) {
+    GroupScores scores{.name = DirectionGroupName(group, pivot)};
+    for (const DirectionScores& d : directions) {
+      if (d.sentences == 0 || GroupOf(d.src, d.tgt, pivot) != group) continue;
+      ++scores.directions;
+      scores.bleu += d.bleu;
+      scores.chrf += d.chrf;
+    }
+    if (scores.directions == 0) continue;
+    scores.bleu /= scores.directions;
+    scores.chrf /= scores.directions;
+    groups.push_back(scores);
+  }
+  return groups;
+}
+
+std::string ValidationResult::GroupSummary() const {
+  std::vector<std::string> parts;
+  for (const GroupScores& g : Groups()) {
+    parts.push_back(absl::StrFormat("%s BLEU=%.2f chrF=%.2f (%d)", g.name, g.bleu, g.chrf,
+                                    g.directions));
+  }
+  return absl::StrJoin(parts, " | ");
+}
+
 std::string ValidationResult::Json(int64_t step) const {
   std::string out = absl::StrFormat(
       "{\"step\":%d,\"val_loss\":%.6f,\"val_nll\":%.6f,\"val_ppl\":%.4f,\"val_tokens\":%d", step,
@@ -106,6 +137,10 @@ std::string ValidationResult::Json(int64_t step) const {
     if (d.sentences == 0) continue;
     const std::string key = absl::StrCat(d.src, "-", d.tgt);
     absl::StrAppendFormat(&out, ",\"bleu/%s\":%.4f,\"chrf/%s\":%.4f", key, d.bleu, key, d.chrf);
+  }
+  for (const GroupScores& g : Groups()) {
+    absl::StrAppendFormat(&out, ",\"bleu/%s\":%.4f,\"chrf/%s\":%.4f", g.name, g.bleu, g.name,
+                          g.chrf);
   }
   absl::StrAppendFormat(&out, ",\"val_seconds\":%.3f}", seconds);
   return out;
@@ -124,6 +159,23 @@ absl::StatusOr<std::unique_ptr<Validator>> Validator::Create(const ModelSpec& sp
   const int max_length = options.max_length > 0 ? options.max_length : spec.max_positions() - 2;
   std::vector<std::string> names = options.directions;
   int sentences = options.sentences;
+  if (names.empty() && options.sample_per_group > 0) {
+    // Every direction of the languages with a pair in the split, then the
+    // seeded sample of each group.
+    std::vector<std::string> languages = options.languages;
+    if (languages.empty()) languages = corpus.languages;
+    std::vector<std::pair<std::string, std::string>> available;
+    for (const std::string& src : languages) {
+      for (const std::string& tgt : languages) {
+        if (src == tgt || corpus.LanguageIndex(src) < 0 || corpus.LanguageIndex(tgt) < 0) continue;
+        if (!corpus.Pairs(src, tgt).empty()) available.push_back({src, tgt});
+      }
+    }
+    names = SampleDirections(available, options.groups, options.sample_per_group, options.pivot,
+                             options.sample_seed);
+    PT_CHECK_ARG(!names.empty(), "no direction of the groups asked for has a pair in ",
+                 corpus_dir, "/", options.split, " among the training languages");
+  }
   if (names.empty()) {
     names = LargestDirections(corpus, options.languages, /*count=*/8);
     sentences = 0;  // the loss only
@@ -196,6 +248,7 @@ absl::StatusOr<ValidationResult> Validator::Run(const Tensor& flat_params, int64
   decode.length_penalty = options_.length_penalty;
   decode.training_step = training_step;
   ValidationResult result;
+  result.pivot = options_.pivot;
   double loss_sum = 0, nll_sum = 0;
   for (const Direction& d : directions_) {
     DirectionScores scores;

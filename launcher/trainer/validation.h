@@ -15,6 +15,7 @@
 #include "core/data/multiway_corpus.h"
 #include "core/data/sentencepiece_model.h"
 #include "core/tensor.h"
+#include "launcher/trainer/direction_groups.h"
 #include "models/transformer_model.h"
 #include "models/translator.h"
 #include "proto/run_spec.pb.h"
@@ -29,22 +30,42 @@ struct DirectionScores {
   std::string sample_source, sample_hypothesis, sample_reference;  // its first sentence
 };
 
+// The mean BLEU and chrF of a group's decoded directions (direction_groups.h).
+struct GroupScores {
+  std::string name;  // "en-x", "x-en", "x-y"
+  int directions = 0;
+  double bleu = 0, chrf = 0;
+};
+
 struct ValidationResult {
   double loss = 0, nll = 0;  // per target token, over every direction's loss pairs
   int64_t tokens = 0;
   std::vector<DirectionScores> directions;
   double seconds = 0;
+  std::string pivot = "en";  // the language the groups are formed around
+  // The decoded directions grouped en→X, X→en, X→Y (groups without one are left out).
+  std::vector<GroupScores> Groups() const;
+  // "en-x BLEU=… chrF=… (8) | x-en … | x-y …", or "" when nothing was decoded.
+  std::string GroupSummary() const;
   // "val_loss=… ppl=… en-de: BLEU=… chrF=…; …"
   std::string Summary() const;
-  // One JSON object (no newline): step, loss, nll, ppl, and bleu/chrf per direction.
+  // One JSON object (no newline): step, loss, nll, ppl, bleu/chrf per direction
+  // and per group ("bleu/en-x").
   std::string Json(int64_t step) const;
 };
 
 struct ValidationOptions {
   std::string split = "dev";  // "dev" or "test"
-  // "src-tgt". Empty: the loss only, over the (up to 8) directions with the
+  // "src-tgt". Empty: `sample_per_group` directions of each of `groups`
+  // (seeded, among the directions of `languages` with pairs in the split),
+  // or, when that is 0, the loss only over the (up to 8) directions with the
   // most pairs in the split among `languages`.
   std::vector<std::string> directions;
+  int sample_per_group = 0;
+  std::vector<DirectionGroup> groups = {DirectionGroup::kFromPivot, DirectionGroup::kToPivot,
+                                        DirectionGroup::kBetweenOthers};
+  std::string pivot = "en";
+  uint64_t sample_seed = 0;
   std::vector<std::string> languages;  // empty: every language of the split
   int sentences = 100;                 // decoded per direction
   int loss_sentences = 200;            // pairs per direction for the loss
@@ -70,6 +91,8 @@ class Validator {
   // (one process's layout, as ParameterStore::flat_params() or a pipeline's
   // VisitParameters give it) after `training_step` updates.
   absl::StatusOr<ValidationResult> Run(const Tensor& flat_params, int64_t training_step);
+  // The directions it scores.
+  size_t direction_count() const { return directions_.size(); }
 
  private:
   struct Direction {
