@@ -57,6 +57,7 @@ absl::StatusOr<ProcessEnvironment> ReadLauncher(Launcher launcher, const char* r
   env.rank = *rank;
   env.world_size = *size;
   env.local_rank = local.value_or(0);
+  env.source = absl::StrCat(rank_name, "=", *rank, " ", size_name, "=", *size);
   return env;
 }
 
@@ -100,11 +101,16 @@ absl::StatusOr<ProcessEnvironment> DetectEnvironment() {
 absl::Status CheckEnvironmentMatchesWorld(const ProcessEnvironment& env, int mpi_rank,
                                           int mpi_size) {
   if (env.rank == mpi_rank && env.world_size == mpi_size) return absl::OkStatus();
+  const std::string how =
+      env.launcher == Launcher::kSlurm
+          ? " (under srun, MPI must be reached through the right plugin: srun --mpi=pmix, see "
+            "srun --mpi=list)"
+          : "";
   return absl::FailedPreconditionError(absl::StrCat(
-      "the launcher (", LauncherName(env.launcher), ") says this is rank ", env.rank, " of ",
-      env.world_size, " but MPI says rank ", mpi_rank, " of ", mpi_size,
+      "the launcher (", LauncherName(env.launcher), ": ", env.source, ") says this is rank ",
+      env.rank, " of ", env.world_size, " but MPI says rank ", mpi_rank, " of ", mpi_size,
       ": start every rank with the same launcher (mpirun -np N ... or srun -n N ...), not the "
-      "binary directly"));
+      "binary directly", how));
 }
 
 int Topology::PrevStageRank() const { return IsFirstStage() ? -1 : RankOf(stage - 1, replica); }

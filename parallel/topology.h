@@ -30,6 +30,9 @@ struct ProcessEnvironment {
   // Anything worth telling the user about how the values were chosen (e.g.
   // "inside a Slurm allocation but not an srun step"); empty when plain.
   std::string note;
+  // The variables rank and size were read from, as "SLURM_PROCID=1
+  // SLURM_STEP_NUM_TASKS=2"; empty without a launcher.
+  std::string source;
 };
 
 // Reads the launcher's variables: Open MPI (OMPI_COMM_WORLD_RANK/SIZE/

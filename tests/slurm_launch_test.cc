@@ -128,12 +128,7 @@ TEST(SlurmEnvironmentTest, TheBatchShellItselfIsOneProcess) {
 // world of one (started without srun, or by an srun whose MPI plugin did not
 // reach MPI) must stop, naming the variable and saying how to launch, instead
 // of training alone while its twin does the same into the same output_dir.
-// DISABLED until two changes land outside this test's reach:
-// CheckEnvironmentMatchesWorld (parallel/topology.h) is not called on the
-// training path (launcher/trainer/training_run.cc, RunTraining, after
-// MpiCommunicator::World()), so today both runs train as rank 0 of 1; and its
-// message names the launcher ("Slurm"), not the variables that disagree.
-TEST(SlurmEnvironmentTest, DISABLED_AWorldThatDisagreesWithSlurmFailsSayingHowToLaunch) {
+TEST(SlurmEnvironmentTest, AWorldThatDisagreesWithSlurmFailsSayingHowToLaunch) {
   testing::TempDir dir("slurm_launch_test");
   for (int rank : {0, 1}) {
     const RunResult r = RunCommand(CleanEnv() + SrunStep(rank, 2, 2) + TinyRun(dir.str()));

@@ -2,6 +2,10 @@
 (left) and the BLEU / chrF of every validated direction (right).
 
 usage: python3 docs/scripts/plot_run.py runs/demo/metrics.jsonl OUT.png [--title TEXT] [--mark STEP]
+                                        [--groups]
+
+With --groups, the right panel shows only the group means of a
+many-to-many validation ("bleu/en-x", "bleu/x-en", "bleu/x-y").
 
 Step lines carry "loss"; validation lines carry "val_loss" and
 "bleu/<src>-<tgt>", "chrf/<src>-<tgt>" (written by `pipetrain train`).
@@ -22,6 +26,8 @@ def main():
     parser.add_argument("--title", default="")
     parser.add_argument("--mark", type=int, action="append", default=[],
                         help="draw a vertical line at this step (e.g. where a run resumed)")
+    parser.add_argument("--groups", action="store_true",
+                        help="plot the group means (en-x, x-en, x-y) rather than every direction")
     args = parser.parse_args()
     rows = [json.loads(line) for line in open(args.metrics) if line.strip()]
     # A resumed run appends again the steps logged after its checkpoint:
@@ -30,6 +36,8 @@ def main():
     valid = sorted({r["step"]: r for r in rows if "val_loss" in r}.values(),
                    key=lambda r: r["step"])
     directions = sorted({k.split("/", 1)[1] for r in valid for k in r if k.startswith("bleu/")})
+    is_group = lambda name: "x" in name.split("-")
+    directions = [d for d in directions if is_group(d) == args.groups]
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     left.plot([r["step"] for r in train], [r["loss"] for r in train], label="train loss",
@@ -43,9 +51,9 @@ def main():
     for i, direction in enumerate(directions):
         color = f"C{i}"
         steps = [r["step"] for r in valid]
-        right.plot(steps, [r[f"bleu/{direction}"] for r in valid], "o-", color=color,
+        right.plot(steps, [r.get(f"bleu/{direction}", float("nan")) for r in valid], "o-", color=color,
                    label=f"{direction} BLEU")
-        right.plot(steps, [r[f"chrf/{direction}"] for r in valid], "s--", color=color,
+        right.plot(steps, [r.get(f"chrf/{direction}", float("nan")) for r in valid], "s--", color=color,
                    alpha=0.6, label=f"{direction} chrF")
     right.set_xlabel("step")
     right.set_ylabel("score (dev, greedy)")

@@ -262,8 +262,16 @@ absl::Status RunTraining(const RunSpec& spec, const TrainingOutputs& outputs) {
   // The host communicator: MPI, or the one-process group, which needs none.
   PT_ASSIGN_OR_RETURN(const bool launched, NeedsMpi(spec));
   std::unique_ptr<Communicator> world;
+  PT_ASSIGN_OR_RETURN(const ProcessEnvironment env, DetectEnvironment());
+  if (!env.note.empty()) LogInfo("train", "%s", env.note);
   if (launched) {
     PT_ASSIGN_OR_RETURN(world, MpiCommunicator::World());
+    // A launcher's variables that disagree with MPI's world: ranks that were
+    // never connected (srun without its MPI plugin) would each train alone
+    // into the same output directory.
+    if (env.launcher != Launcher::kNone) {
+      PT_RETURN_IF_ERROR(CheckEnvironmentMatchesWorld(env, world->rank(), world->size()));
+    }
   } else {
     world = std::make_unique<LocalCommunicator>();
   }
@@ -318,11 +326,12 @@ absl::Status RunTraining(const RunSpec& spec, const TrainingOutputs& outputs) {
       absl::StrAppend(&layout, vs == 0 ? "" : " ", "[", bounds[vs], ",", bounds[vs + 1], ")");
     }
     LogInfo("train",
-            "pipeline: %d stages x %d chunks (%s, %s), %d replicas on %s; layers per virtual "
-            "stage: %s",
+            "pipeline: %d stages x %d chunks (%s, %s), %d replicas on %s, %d ranks (%s); layers "
+            "per virtual stage: %s",
             trainer.topology().pipeline_stages, spec.train().pipeline().chunks(),
             EnumSpelling(spec.train().pipeline().schedule()), spec.train().pipeline().partition(),
-            trainer.topology().data_parallel, DeviceName(trainer.device()), layout);
+            trainer.topology().data_parallel, DeviceName(trainer.device()), world->size(),
+            env.launcher == Launcher::kNone ? "no launcher" : LauncherName(env.launcher), layout);
   }
   LogModel(spec, trainer.parameters(), pipelined ? " on this rank" : "");
   if (resume->has_value()) {
