@@ -230,8 +230,7 @@ void LogModel(const RunSpec& spec, int64_t parameters, const std::string& where)
 
 // Whether this process runs under MPI: under a launcher, or when the spec
 // asks for more than one rank (so MakeTopology explains what is missing).
-absl::StatusOr<bool> NeedsMpi(const RunSpec& spec) {
-  PT_ASSIGN_OR_RETURN(const ProcessEnvironment env, DetectEnvironment());
+bool NeedsMpi(const RunSpec& spec, const ProcessEnvironment& env) {
   return env.launcher != Launcher::kNone || spec.train().pipeline().stages() > 1 ||
          spec.train().data_parallel() > 1;
 }
@@ -260,10 +259,10 @@ absl::Status AgreeOn(Communicator& world, const absl::Status& status) {
 
 absl::Status RunTraining(const RunSpec& spec, const TrainingOutputs& outputs) {
   // The host communicator: MPI, or the one-process group, which needs none.
-  PT_ASSIGN_OR_RETURN(const bool launched, NeedsMpi(spec));
-  std::unique_ptr<Communicator> world;
   PT_ASSIGN_OR_RETURN(const ProcessEnvironment env, DetectEnvironment());
   if (!env.note.empty()) LogInfo("train", "%s", env.note);
+  const bool launched = NeedsMpi(spec, env);
+  std::unique_ptr<Communicator> world;
   if (launched) {
     PT_ASSIGN_OR_RETURN(world, MpiCommunicator::World());
     // A launcher's variables that disagree with MPI's world: ranks that were
