@@ -299,16 +299,15 @@ absl::Status Run(const Options& o) {
       "\"layer_norm_eps\":%g,\"dropout\":%s,\"blas\":%s,\"omp_wait_policy\":%s,"
       "\"omp_threads_after\":%d,\"device\":\"%s\",\"dtype\":\"%s\",\"peak_gpu_mib\":%.1f%s}\n",
       JsonString(o.spec_path), ModelKind_Name(model_spec.kind()),
-      ResidualNorm_Name(model_spec.norm()), trainer->parameters(),
-      model_spec.encoder_layers(), model_spec.decoder_layers(), model_spec.d_model(),
-      model_spec.ffn_dim(), model_spec.heads(), model_spec.vocab_size(), o.seq, o.batch, o.threads,
-      o.warmup, o.steps, tgt_tokens / timed_seconds, all_tokens / timed_seconds,
-      1000.0 * timed_seconds / o.steps, 1000.0 * min_step, peak_rss, base_rss, first.loss,
-      last.loss, model_spec.label_smoothing(), train.lr(), LrSchedule_Name(train.lr_schedule()),
-      train.warmup_steps(), train.adamw().beta1(), train.adamw().beta2(), train.adamw().epsilon(),
-      train.adamw().weight_decay(), train.clip_norm(), model_spec.layer_norm_eps(),
-      o.keep_dropout ? "true" : "false", JsonString(blas), JsonString(wait_policy),
-      omp_threads_after, train.device(), train.dtype(),
+      ResidualNorm_Name(model_spec.norm()), trainer->parameters(), model_spec.encoder_layers(),
+      model_spec.decoder_layers(), model_spec.d_model(), model_spec.ffn_dim(), model_spec.heads(),
+      model_spec.vocab_size(), o.seq, o.batch, o.threads, o.warmup, o.steps,
+      tgt_tokens / timed_seconds, all_tokens / timed_seconds, 1000.0 * timed_seconds / o.steps,
+      1000.0 * min_step, peak_rss, base_rss, first.loss, last.loss, model_spec.label_smoothing(),
+      train.lr(), LrSchedule_Name(train.lr_schedule()), train.warmup_steps(), train.adamw().beta1(),
+      train.adamw().beta2(), train.adamw().epsilon(), train.adamw().weight_decay(),
+      train.clip_norm(), model_spec.layer_norm_eps(), o.keep_dropout ? "true" : "false",
+      JsonString(blas), JsonString(wait_policy), omp_threads_after, train.device(), train.dtype(),
       DeviceMemoryStats().peak_allocated_bytes / 1048576.0, phases);
   std::fflush(stdout);
   return absl::OkStatus();

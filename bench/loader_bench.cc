@@ -90,8 +90,7 @@ int main(int argc, char** argv) {
       "\"open_s\":%.3f,\"rss_before_mb\":%.1f,\"rss_after_open_mb\":%.1f,\"steps\":%d,"
       "\"steps_per_s\":%.1f,\"pairs_per_step\":%.1f,\"seek_to_step\":%d,\"seek_s\":%.3f,"
       "\"rss_end_mb\":%.1f,\"peak_rss_mb\":%.1f}\n",
-      dir, (*loader)->languages().size(), (*loader)->directions().size(), open_s,
-      rss_before,
+      dir, (*loader)->languages().size(), (*loader)->directions().size(), open_s, rss_before,
       rss_open, steps, steps / std::max(draw_s, 1e-9),
       static_cast<double>(pairs) / std::max<int64_t>(steps, 1), steps / 2, seek_s,
       StatusMiB("VmRSS"), StatusMiB("VmHWM"));

@@ -66,8 +66,8 @@ absl::Status CopyTensor(const Tensor& src, Tensor& dst) {
   }
   if (src.nbytes() == 0) return absl::OkStatus();
   if (src.device() == Device::kCuda || dst.device() == Device::kCuda) {
-    return device_storage::CudaCopy(dst.device_ptr(), dst.device(), src.device_ptr(),
-                                    src.device(), src.nbytes());
+    return device_storage::CudaCopy(dst.device_ptr(), dst.device(), src.device_ptr(), src.device(),
+                                    src.nbytes());
   }
   std::memcpy(dst.device_ptr(), src.device_ptr(), src.nbytes());
   return absl::OkStatus();

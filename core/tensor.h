@@ -81,8 +81,7 @@ struct CallerSite {
   const char* file;
   int line;
   const char* function;
-  static constexpr CallerSite Here(const char* file = __builtin_FILE(),
-                                   int line = __builtin_LINE(),
+  static constexpr CallerSite Here(const char* file = __builtin_FILE(), int line = __builtin_LINE(),
                                    const char* function = __builtin_FUNCTION()) {
     return {file, line, function};
   }

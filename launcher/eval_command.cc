@@ -17,7 +17,8 @@ ABSL_FLAG(std::string, directions, "",
           "eval: directions to score, comma-separated src-tgt, or a group of them: en-x, x-en, "
           "x-y or all (a seeded sample of --sample directions each; default: the spec's "
           "train.validation)");
-ABSL_FLAG(int32_t, sample, 8, "eval: directions sampled per group with --directions en-x|x-en|x-y|all");
+ABSL_FLAG(int32_t, sample, 8,
+          "eval: directions sampled per group with --directions en-x|x-en|x-y|all");
 ABSL_FLAG(std::string, split, "dev", "eval: the corpus split to score, dev or test");
 ABSL_FLAG(int32_t, sentences, 200, "eval: sentences decoded per direction (the first ones)");
 // Shared flags: translate_command.cc and data_command.cc.
@@ -81,8 +82,8 @@ absl::Status RunEvalCommand() {
   }
   for (const DirectionScores& d : result.directions) {
     if (d.sentences > 0) continue;  // scored by its loss only
-    std::printf("%-16s %9d %8s %8s %8.4f\n", absl::StrCat(d.src, "-", d.tgt).c_str(), 0, "-",
-                "-", d.loss);
+    std::printf("%-16s %9d %8s %8s %8.4f\n", absl::StrCat(d.src, "-", d.tgt).c_str(), 0, "-", "-",
+                d.loss);
   }
   std::printf("%s\n", result.Json(loaded.step).c_str());
   return absl::OkStatus();

@@ -13,16 +13,17 @@
 #include "launcher/data_command.h"
 #include "launcher/eval_command.h"
 #include "launcher/plan_command.h"
-#include "launcher/trainer/preemption.h"
 #include "launcher/score_command.h"
 #include "launcher/train_command.h"
+#include "launcher/trainer/preemption.h"
 #include "launcher/translate_command.h"
 
 namespace {
 
 constexpr char kUsage[] =
     "usage: pipetrain <command> [flags]\n"
-    "       pipetrain --spec FILE [flags]   (train is the command when the first argument is a flag)\n"
+    "       pipetrain --spec FILE [flags]   (train is the command when the first argument is a "
+    "flag)\n"
     "\n"
     "commands:\n"
     "  train    --spec FILE [--config FILE] [--steps N] [--seed S] [--set field=value]...\n"

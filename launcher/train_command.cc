@@ -44,7 +44,7 @@ absl::Status RunTrainCommand(const std::vector<std::string>& overrides_in) {
   // says exactly what ran.
   LogInfo("train", "resolved spec: %s", spec.ShortDebugString());
   return RunTraining(spec, TrainingOutputs{.metrics_path = absl::GetFlag(FLAGS_metrics),
-                                          .save_params_path = absl::GetFlag(FLAGS_save_params)});
+                                           .save_params_path = absl::GetFlag(FLAGS_save_params)});
 }
 
 }  // namespace pipetrain

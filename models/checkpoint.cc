@@ -73,8 +73,8 @@ absl::Status ValidateBlock(const NamedBlock& block) {
                "' is empty or has characters other than letters, digits, '_', '.', '-'");
   const Tensor& p = block.param;
   PT_CHECK_ARG(p.defined(), "checkpoint: parameter ", block.name, " has no tensor");
-  PT_CHECK_ARG(p.device() == Device::kCpu, "checkpoint: parameter ", block.name,
-               " is on the ", DeviceName(p.device()), " device; copy it to the host first (BlocksOfStore does)");
+  PT_CHECK_ARG(p.device() == Device::kCpu, "checkpoint: parameter ", block.name, " is on the ",
+               DeviceName(p.device()), " device; copy it to the host first (BlocksOfStore does)");
   PT_CHECK_ARG(p.dtype() == DType::kF32 || p.dtype() == DType::kF64, "checkpoint: parameter ",
                block.name, " is ", DTypeName(p.dtype()), "; checkpoints hold f32 or f64");
   PT_CHECK_ARG(block.adam_m.defined() == block.adam_v.defined(), "checkpoint: parameter ",
@@ -110,8 +110,8 @@ absl::Status WriteGroupFile(const std::string& dir, const std::string& group,
     for (int r = 0; r < 3; ++r) {
       if (!tensors[r]->defined()) continue;
       // A GPU model's tensors are written from a host copy.
-      const Tensor t = tensors[r]->device() == Device::kCpu ? *tensors[r]
-                                                           : tensors[r]->CopyTo(Device::kCpu);
+      const Tensor t =
+          tensors[r]->device() == Device::kCpu ? *tensors[r] : tensors[r]->CopyTo(Device::kCpu);
       const int64_t pad =
           (kAlignment - static_cast<int64_t>(writer.size()) % kAlignment) % kAlignment;
       PT_RETURN_IF_ERROR(writer.AppendZeros(static_cast<size_t>(pad)));

@@ -14,11 +14,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/device.h"
 #include "core/io/atomic_file.h"
 #include "core/io/crc32c.h"
 #include "core/status_macros.h"
 #include "google/protobuf/text_format.h"
-#include "core/device.h"
 #include "models/checkpoint.h"
 #include "models/checkpoint_layout.h"
 

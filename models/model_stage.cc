@@ -39,9 +39,8 @@ absl::StatusOr<std::unique_ptr<ModelStage>> ModelStage::Create(const ModelSpec& 
                                                                int last_layer, Device device) {
   if (device != Device::kCuda && dtype != DType::kF32 && dtype != DType::kF64) {
     // The emulated device runs the CPU kernels, so it computes as the CPU does.
-    return absl::InvalidArgumentError(absl::StrCat("the ", DeviceName(device),
-                                                   " model computes in f32 or f64, not ",
-                                                   DTypeName(dtype)));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the ", DeviceName(device), " model computes in f32 or f64, not ", DTypeName(dtype)));
   }
   if (device == Device::kCuda) {
     if (dtype != DType::kF32 && dtype != DType::kBF16) {
@@ -246,11 +245,10 @@ absl::StatusOr<StageBoundary> ModelStage::Forward(const StepContext& ctx, const 
   PT_ASSIGN_OR_RETURN(saved->logits,
                       ops::LinearForward(saved->hidden, store_->param(output_), nullptr));
   PT_ASSIGN_OR_RETURN(
-      saved->stats,
-      ops::CrossEntropyForward(saved->logits, saved->labels, spec_.label_smoothing(), kPadId,
-                               &saved->loss,
-                               // On a device the sums wait there for one read per step.
-                               /*sums_on_device=*/store_->device() != Device::kCpu));
+      saved->stats, ops::CrossEntropyForward(
+                        saved->logits, saved->labels, spec_.label_smoothing(), kPadId, &saved->loss,
+                        // On a device the sums wait there for one read per step.
+                        /*sums_on_device=*/store_->device() != Device::kCpu));
   return StageBoundary{};
 }
 
@@ -321,7 +319,8 @@ absl::Status ModelStage::BackwardWeight(const StepContext& ctx, const Batch& bat
   const std::vector<ParameterInfo>& infos = store_->infos();
   auto span_of = [&](ParamId first, ParamId last) {
     const ParameterInfo& end = infos[last - 1];
-    return FlatSegment{infos[first].offset, end.offset + NumElements(end.shape) - infos[first].offset};
+    return FlatSegment{infos[first].offset,
+                       end.offset + NumElements(end.shape) - infos[first].offset};
   };
   for (size_t i = 0; i < layers_.size(); ++i) {
     PT_RETURN_IF_ERROR(layers_[i]->BackwardWeight(&saved->layers[i]));

@@ -110,7 +110,8 @@ absl::Status CheckEnvironmentMatchesWorld(const ProcessEnvironment& env, int mpi
       "the launcher (", LauncherName(env.launcher), ": ", env.source, ") says this is rank ",
       env.rank, " of ", env.world_size, " but MPI says rank ", mpi_rank, " of ", mpi_size,
       ": start every rank with the same launcher (mpirun -np N ... or srun -n N ...), not the "
-      "binary directly", how));
+      "binary directly",
+      how));
 }
 
 int Topology::PrevStageRank() const { return IsFirstStage() ? -1 : RankOf(stage - 1, replica); }

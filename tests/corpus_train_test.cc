@@ -176,12 +176,12 @@ TEST_F(CorpusTrainTest, DataParallelReplicasReadDisjointHalvesOfTheBatch) {
   ASSERT_EQ(one.exit_code, 0) << one.output;
   const auto two = RunCommand(mpirun + Train("--set output_dir=" + Path("two") +
                                              " --set data_parallel=2 --set microbatches=1"
-                                             " --metrics " + Path("two.jsonl")));
+                                             " --metrics " +
+                                             Path("two.jsonl")));
   ASSERT_EQ(two.exit_code, 0) << two.output;
   const auto loss = testing::MetricsValues(Path("one.jsonl"), "loss");
   ASSERT_EQ(loss.size(), 8u);
-  EXPECT_EQ(testing::StepsDiffer(loss, testing::MetricsValues(Path("two.jsonl"), "loss"), 1e-7),
-            "")
+  EXPECT_EQ(testing::StepsDiffer(loss, testing::MetricsValues(Path("two.jsonl"), "loss"), 1e-7), "")
       << two.output;
   // The same target tokens in every step: the same pairs, split differently.
   EXPECT_EQ(testing::MetricsValues(Path("one.jsonl"), "target_tokens"),
@@ -198,8 +198,8 @@ TEST_F(CorpusTrainTest, EmulatedPipelineValidatesCheckpointsAndDecodes) {
   const std::string layout =
       " --set pipeline.stages=2 --set microbatches=2 --set checkpoint_interval=8"
       " --set eval_interval=4";
-  const auto emulated = RunCommand(mpirun + Train("--set output_dir=" + Path("emulated") + layout +
-                                                  " --set device=emulated"));
+  const auto emulated = RunCommand(
+      mpirun + Train("--set output_dir=" + Path("emulated") + layout + " --set device=emulated"));
   ASSERT_EQ(emulated.exit_code, 0) << emulated.output;
   EXPECT_THAT(emulated.output, HasSubstr("on emulated"));
   EXPECT_THAT(emulated.output, HasSubstr("[valid] step 4"));

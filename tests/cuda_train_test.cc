@@ -81,8 +81,9 @@ TEST(CudaTrainTest, Bf16TwentyStepsFollowTheCpuCurve) {
 TEST(CudaTrainTest, DeviceFieldIsValidated) {
   absl::StatusOr<RunSpec> bad = TinySpec({"train.device=tpu"});
   ASSERT_FALSE(bad.ok());
-  EXPECT_NE(bad.status().message().find("train.device=\"tpu\" is not \"cpu\", \"cuda\" or \"emulated\""),
-            std::string::npos)
+  EXPECT_NE(
+      bad.status().message().find("train.device=\"tpu\" is not \"cpu\", \"cuda\" or \"emulated\""),
+      std::string::npos)
       << bad.status();
   absl::StatusOr<RunSpec> f64 = TinySpec({"train.device=cuda", "train.dtype=f64"});
   ASSERT_FALSE(f64.ok());

@@ -41,11 +41,11 @@ TEST(DirectionGroupsTest, GroupsAreFormedAroundThePivot) {
 }
 
 TEST(DirectionGroupsTest, TheSampleIsSeededAndIndependentOfOrder) {
-  const std::vector<std::string> languages = {"en", "de", "fr", "es", "ru", "ja", "zh_CN",
-                                              "ar", "uk", "pt", "it", "nl"};
+  const std::vector<std::string> languages = {"en",    "de", "fr", "es", "ru", "ja",
+                                              "zh_CN", "ar", "uk", "pt", "it", "nl"};
   auto all = AllDirections(languages);
-  const std::vector<DirectionGroup> groups = {
-      DirectionGroup::kFromPivot, DirectionGroup::kToPivot, DirectionGroup::kBetweenOthers};
+  const std::vector<DirectionGroup> groups = {DirectionGroup::kFromPivot, DirectionGroup::kToPivot,
+                                              DirectionGroup::kBetweenOthers};
   const std::vector<std::string> a = SampleDirections(all, groups, 4, "en", 1);
   ASSERT_EQ(a.size(), 12u);
   // Four of each group, in group order.

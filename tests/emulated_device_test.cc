@@ -88,10 +88,9 @@ TEST(EmulatedDeviceTest, LossSumsLeftOnTheDeviceReadBackAsTheHostSumsThem) {
   ASSERT_TRUE(host.ok()) << host.status();
   std::vector<ops::CrossEntropyStats> kept;
   for (int i = 0; i < 2; ++i) {
-    absl::StatusOr<ops::CrossEntropyStats> on_device =
-        ops::CrossEntropyForward(logits.CopyTo(Device::kEmulated),
-                                 targets.CopyTo(Device::kEmulated), 0.1, 0, nullptr,
-                                 /*sums_on_device=*/true);
+    absl::StatusOr<ops::CrossEntropyStats> on_device = ops::CrossEntropyForward(
+        logits.CopyTo(Device::kEmulated), targets.CopyTo(Device::kEmulated), 0.1, 0, nullptr,
+        /*sums_on_device=*/true);
     ASSERT_TRUE(on_device.ok()) << on_device.status();
     ASSERT_TRUE(on_device->rows.defined());
     EXPECT_EQ(on_device->rows.device(), Device::kEmulated);
@@ -183,10 +182,9 @@ struct StepCopies {
 // first, warm-up step): a few per micro-batch and per chunk, none per layer.
 StepCopies CopiesPerStep(int layers_per_stack) {
   const std::string n = std::to_string(layers_per_stack);
-  auto trainer = Trainer::Create(TinySpec({"train.device=emulated", "train.microbatches=2",
-                                           "model.encoder_layers=" + n,
-                                           "model.decoder_layers=" + n, "model.d_model=32",
-                                           "model.ffn_dim=32", "model.heads=2"}));
+  auto trainer = Trainer::Create(TinySpec(
+      {"train.device=emulated", "train.microbatches=2", "model.encoder_layers=" + n,
+       "model.decoder_layers=" + n, "model.d_model=32", "model.ffn_dim=32", "model.heads=2"}));
   EXPECT_TRUE(trainer.ok()) << trainer.status();
   if (!trainer.ok()) return {};
   EXPECT_TRUE((*trainer)->Step().ok());

@@ -95,8 +95,9 @@ TEST(EmulatedDataParallelTest, TwoStagesTimesTwoReplicasFollowTheOneProcessRunSt
   const std::string base = std::string(kBase) + "--steps 6 --set log_interval=1 ";
   const auto single = RunPipetrain(base + "--metrics " + dir + "/single.jsonl");
   ASSERT_EQ(single.exit_code, 0) << single.output;
-  const auto dp = RunMpi(4, base + "--set device=emulated --set pipeline.stages=2 "
-                                   "--set data_parallel=2 --set microbatches=2 --metrics " +
+  const auto dp = RunMpi(4, base +
+                                "--set device=emulated --set pipeline.stages=2 "
+                                "--set data_parallel=2 --set microbatches=2 --metrics " +
                                 dir + "/dp.jsonl");
   ASSERT_EQ(dp.exit_code, 0) << dp.output;
   const auto loss_a = testing::MetricsValues(dir + "/single.jsonl", "loss");
@@ -132,7 +133,8 @@ TEST(EmulatedResumeTest, KilledAndResumedPipelineEndsOnTheCpuDigest) {
       "( " + Launcher(4) + PIPETRAIN_BINARY + " " + args + " > " + log +
       " 2>&1 & pid=$!; for i in $(seq 1200); do grep -q 'saved step 4' " + log +
       " && break; sleep 0.05; done; pkill -KILL -P $pid; kill -KILL $pid; wait $pid; "
-      "echo exit=$?; cat " + log + " )");
+      "echo exit=$?; cat " +
+      log + " )");
   ASSERT_THAT(killed.output, HasSubstr("saved step 4")) << killed.output;
   EXPECT_THAT(killed.output, ::testing::Not(HasSubstr("final:"))) << killed.output;
   const auto resumed = RunMpi(4, args);
@@ -149,7 +151,8 @@ TEST(EmulatedResumeTest, PreemptedPipelineCheckpointsAndResumes) {
   const std::string args = std::string(kBase) +
                            "--steps 40 --set device=emulated --set pipeline.stages=2 "
                            "--set data_parallel=2 --set microbatches=2 --set log_interval=1 "
-                           "--set output_dir=" + run_dir;
+                           "--set output_dir=" +
+                           run_dir;
   const std::string log = dir + "/log.txt";
   // mpirun passes SIGUSR1 on to every rank, as Slurm's --signal does.
   const auto stopped = testing::RunCommand(

@@ -5,8 +5,8 @@
 // parallelism changes the order in which micro-batch gradients are added, so
 // its loss and gradient norm must follow the one-process run step by step.
 #include <cmath>
-#include <filesystem>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <utility>
@@ -130,7 +130,8 @@ TEST(DataParallelTest, Pp2Dp2FollowsOneProcessWithTheSameGlobalBatchStepByStep) 
   ASSERT_EQ(single.exit_code, 0) << single.output;
   const auto dp = RunMpi(4, base +
                                 "--set microbatches=2 --set pipeline.stages=2 "
-                                "--set data_parallel=2 --metrics " + dir + "/dp.jsonl");
+                                "--set data_parallel=2 --metrics " +
+                                dir + "/dp.jsonl");
   ASSERT_EQ(dp.exit_code, 0) << dp.output;
   const auto loss = testing::MetricsValues(dir + "/single.jsonl", "loss");
   ASSERT_EQ(loss.size(), 5u);

@@ -241,8 +241,9 @@ void CheckTrain(const TrainConfig& t, const ModelSpec& m, bool has_train, SpecPr
     p.Add("train.dtype=\"", t.dtype(), "\" is not \"f32\", \"f64\" or \"bf16\"");
   }
   if (t.dtype() == "bf16" && t.device() != "cuda") {
-    p.Add("train.dtype=\"bf16\" needs train.device=\"cuda\" (the CPU and the emulated device "
-          "compute in f32 or f64)");
+    p.Add(
+        "train.dtype=\"bf16\" needs train.device=\"cuda\" (the CPU and the emulated device "
+        "compute in f32 or f64)");
   }
   if (!t.device().empty() && t.device() != "cpu" && t.device() != "cuda" &&
       t.device() != "emulated") {

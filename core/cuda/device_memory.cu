@@ -182,8 +182,8 @@ absl::Status CudaCopy(void* dst, Device dst_device, const void* src, Device src_
                       size_t bytes) {
   if (bytes == 0) return absl::OkStatus();
   cudaStream_t stream = cuda::ComputeStream();
-  PT_CUDA_RETURN_IF_ERROR(
-      cudaMemcpyAsync(dst, src, bytes, KindOf(dst_device, src_device), stream), "CopyTensor");
+  PT_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(dst, src, bytes, KindOf(dst_device, src_device), stream),
+                          "CopyTensor");
   if (src_device != Device::kCuda || dst_device != Device::kCuda) {
     PT_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream), "CopyTensor (waiting for the copy)");
   }

@@ -126,9 +126,8 @@ absl::Status CheckBatchIds(const Batch& batch, int64_t vocab) {
     const int32_t* p = lengths->data<int32_t>();
     for (int64_t i = 0; i < lengths->numel(); ++i) {
       if (p[i] < 1 || p[i] > t) {
-        return absl::InvalidArgumentError(absl::StrCat("batch ", name, " length ", p[i],
-                                                       " of sentence ", i, " is outside [1, ", t,
-                                                       "]"));
+        return absl::InvalidArgumentError(absl::StrCat(
+            "batch ", name, " length ", p[i], " of sentence ", i, " is outside [1, ", t, "]"));
       }
     }
   }

@@ -10,7 +10,6 @@
 #define PIPETRAIN_CORE_OPS_CROSS_ENTROPY_H_
 
 #include <cstdint>
-
 #include <vector>
 
 #include "absl/status/statusor.h"

@@ -52,8 +52,7 @@ absl::StatusOr<int64_t> HeadDim(absl::string_view op, absl::string_view t_name, 
   PT_RETURN_IF_ERROR(CheckFloat(op, s_name, s));
   PT_RETURN_IF_ERROR(CheckDevice(op, s_name, s, t.device()));
   PT_CHECK_ARG(s.dtype() == s_dtype, op, ": ", s_name, " is ", DTypeName(s.dtype()), " but ",
-               t_name, " is ", DTypeName(t.dtype()), "; ", s_name, " must be ",
-               DTypeName(s_dtype));
+               t_name, " is ", DTypeName(t.dtype()), "; ", s_name, " must be ", DTypeName(s_dtype));
   PT_CHECK_ARG(s.rank() == 1 && s.dim(0) > 0, op, ": ", s_name,
                " must be a non-empty [heads] vector, got ", ShapeString(s.shape()));
   const int64_t heads = s.dim(0);
@@ -147,8 +146,7 @@ absl::StatusOr<Tensor> HeadScaleBackwardInput(const Tensor& s, const Tensor& dy)
 absl::Status HeadScaleBackwardWeight(const Tensor& x, const Tensor& dy, Tensor& ds) {
   constexpr absl::string_view kOp = "HeadScaleBackwardWeight";
   PT_RETURN_IF_ERROR(CheckPair(kOp, "x", x, "dy", dy));
-  PT_ASSIGN_OR_RETURN(const int64_t head_dim,
-                      HeadDim(kOp, "x", x, "ds", ds, AccumulatorDType(x)));
+  PT_ASSIGN_OR_RETURN(const int64_t head_dim, HeadDim(kOp, "x", x, "ds", ds, AccumulatorDType(x)));
   PT_DISPATCH_CUDA(x, cuda::HeadScaleBackwardWeight(x, dy, head_dim, ds));
   const int64_t heads = ds.dim(0), rows = x.numel() / x.dim(-1);
   if (x.dtype() == DType::kF32) {

@@ -29,7 +29,8 @@ __global__ void EmbeddingForwardKernel(const int32_t* ids, int64_t n, const T* t
     const int64_t id = ids[i];
     // Ids are validated on the host when the batch is built; an id outside
     // the table still never reads outside it.
-    y[k] = id >= 0 && id < vocab ? FromFloat<T>(scale * ToFloat(table[id * d + j])) : FromFloat<T>(0.f);
+    y[k] = id >= 0 && id < vocab ? FromFloat<T>(scale * ToFloat(table[id * d + j]))
+                                 : FromFloat<T>(0.f);
   }
 }
 

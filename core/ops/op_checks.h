@@ -40,7 +40,7 @@ DType AccumulatorDType(const Tensor& x);
 // emulated tensors and puts its outputs on the emulated device. A CPU-only
 // build cannot create CUDA tensors, so there only the scope remains.
 #if PIPETRAIN_WITH_CUDA
-#define PT_DISPATCH_CUDA(tensor, call)                               \
+#define PT_DISPATCH_CUDA(tensor, call)                              \
   if ((tensor).device() == ::pipetrain::Device::kCuda) return call; \
   const ::pipetrain::EmulatedKernelScope pt_emulated_kernel_((tensor).device())
 #else

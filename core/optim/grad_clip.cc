@@ -122,11 +122,10 @@ absl::StatusOr<std::vector<double>> SegmentSumsOfSquares(const Tensor& flat,
 
 absl::StatusOr<double> ClipToNorm(Tensor& grads, double sum_of_squares, double max_norm) {
   const bool on_gpu = grads.defined() && grads.device() == Device::kCuda;
-  PT_CHECK_ARG(grads.defined() && (on_gpu ? (grads.dtype() == DType::kF32 ||
-                                             grads.dtype() == DType::kBF16)
-                                          : (grads.device() != Device::kCuda &&
-                                             (grads.dtype() == DType::kF32 ||
-                                              grads.dtype() == DType::kF64))),
+  PT_CHECK_ARG(grads.defined() &&
+                   (on_gpu ? (grads.dtype() == DType::kF32 || grads.dtype() == DType::kBF16)
+                           : (grads.device() != Device::kCuda &&
+                              (grads.dtype() == DType::kF32 || grads.dtype() == DType::kF64))),
                "ClipToNorm: grads are ", grads.defined() ? grads.DebugString() : "unset",
                on_gpu ? "; expected cuda f32 or bf16" : "; expected f32 or f64");
   PT_CHECK_ARG(!std::isnan(max_norm), "ClipToNorm: max_norm is NaN");

@@ -68,7 +68,7 @@ class ModelPipelineStage : public PipelineStage {
   double grad_scale_ = 1.0;
   std::map<std::pair<int, int>, StageSaved> live_;
   std::vector<ops::CrossEntropyStats> losses_;  // the head's, in forward order
-  std::vector<int> weight_grads_done_;  // per chunk, this step
+  std::vector<int> weight_grads_done_;          // per chunk, this step
   std::function<absl::Status(int, const FlatSegment&)> on_span_final_;
   std::function<absl::Status(int)> on_chunk_final_;
   int peak_live_ = 0;

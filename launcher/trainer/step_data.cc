@@ -56,8 +56,7 @@ class CorpusStepData : public StepData {
 // directions of its languages have training pairs, how the pairs are spread
 // and how temperature flattens that, and every direction that has none (it
 // is never drawn: said, not silently dropped).
-void LogDirections(const MultilingualLoader& loader, double temperature,
-                   const std::string& where) {
+void LogDirections(const MultilingualLoader& loader, double temperature, const std::string& where) {
   const std::vector<std::string>& languages = loader.languages();
   const int64_t possible =
       static_cast<int64_t>(languages.size()) * (static_cast<int64_t>(languages.size()) - 1);
@@ -70,8 +69,8 @@ void LogDirections(const MultilingualLoader& loader, double temperature,
     drawn.push_back(&d);
     pairs += d.pairs[0];
   }
-  LogInfo("data", "sampling %d of %d directions among %d languages (T=%g) from %s",
-          drawn.size(), possible, languages.size(), temperature, where);
+  LogInfo("data", "sampling %d of %d directions among %d languages (T=%g) from %s", drawn.size(),
+          possible, languages.size(), temperature, where);
   if (!drawn.empty()) {
     std::sort(drawn.begin(), drawn.end(), [](const LoaderDirection* a, const LoaderDirection* b) {
       return a->pairs[0] < b->pairs[0];
@@ -94,13 +93,12 @@ void LogDirections(const MultilingualLoader& loader, double temperature,
   if (!missing.empty()) {
     constexpr size_t kListed = 40;
     const size_t shown = std::min(missing.size(), kListed);
-    LogInfo("data",
-            "%d directions have no training pairs in this corpus and are never drawn: %s%s",
-            missing.size(),
-            absl::StrJoin(missing.begin(), missing.begin() + static_cast<std::ptrdiff_t>(shown),
-                          " "),
-            missing.size() > shown ? absl::StrCat(" (and ", missing.size() - shown, " more)")
-                                   : std::string());
+    LogInfo(
+        "data", "%d directions have no training pairs in this corpus and are never drawn: %s%s",
+        missing.size(),
+        absl::StrJoin(missing.begin(), missing.begin() + static_cast<std::ptrdiff_t>(shown), " "),
+        missing.size() > shown ? absl::StrCat(" (and ", missing.size() - shown, " more)")
+                               : std::string());
   }
 }
 

@@ -32,11 +32,10 @@ absl::Status CheckDeviceUsable(Device device) {
   if (device != Device::kCuda) return absl::OkStatus();
   const absl::StatusOr<int> gpu = CurrentCudaDevice();
   if (gpu.ok()) return absl::OkStatus();
-  return absl::FailedPreconditionError(
-      absl::StrCat("train.device is \"cuda\" but this rank cannot use a GPU: ",
-                   gpu.status().message(),
-                   ". pipetrain never falls back to the CPU; set train.device to \"cpu\" (or "
-                   "\"emulated\" to rehearse the GPU layout without a GPU)"));
+  return absl::FailedPreconditionError(absl::StrCat(
+      "train.device is \"cuda\" but this rank cannot use a GPU: ", gpu.status().message(),
+      ". pipetrain never falls back to the CPU; set train.device to \"cpu\" (or "
+      "\"emulated\" to rehearse the GPU layout without a GPU)"));
 }
 
 }  // namespace
@@ -53,8 +52,7 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const RunSpec& spec) {
   return trainer;
 }
 
-absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const RunSpec& spec,
-                                                         Communicator& world) {
+absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const RunSpec& spec, Communicator& world) {
   const TrainConfig& train = spec.train();
   PT_ASSIGN_OR_RETURN(
       Topology topology,
@@ -111,16 +109,16 @@ absl::Status Trainer::Build() {
   const int p = topology_.pipeline_stages;
   const int v = train.pipeline().chunks();
   PT_ASSIGN_OR_RETURN(bounds_, StageBounds(spec_));
-  PT_ASSIGN_OR_RETURN(schedule_, BuildScheduleFromConfig(train.pipeline(), p,
-                                                         std::max(train.microbatches(), 1)));
+  PT_ASSIGN_OR_RETURN(
+      schedule_, BuildScheduleFromConfig(train.pipeline(), p, std::max(train.microbatches(), 1)));
   PT_ASSIGN_OR_RETURN(const SimulationResult simulated, SimulateSchedule(schedule_));
   simulated_peak_live_ = simulated.ranks[topology_.stage].peak_live_activations;
   std::vector<std::unique_ptr<ModelStage>> chunks;
   for (int c = 0; c < v; ++c) {
     const int vs = c * p + topology_.stage;
-    PT_ASSIGN_OR_RETURN(std::unique_ptr<ModelStage> chunk,
-                        ModelStage::Create(model, dtype_, train.seed(), bounds_[vs],
-                                           bounds_[vs + 1], device_));
+    PT_ASSIGN_OR_RETURN(
+        std::unique_ptr<ModelStage> chunk,
+        ModelStage::Create(model, dtype_, train.seed(), bounds_[vs], bounds_[vs + 1], device_));
     PT_ASSIGN_OR_RETURN(std::vector<bool> recompute, RecomputeFlags(spec_, vs, bounds_));
     PT_RETURN_IF_ERROR(chunk->SetRecompute(std::move(recompute)));
     const Tensor& params = chunk->params().flat_params();
@@ -144,8 +142,8 @@ absl::StatusOr<std::vector<Batch>> Trainer::ToDevice(std::vector<Batch> batches)
   // (validated on the host when drawn); every layer's embedding, attention
   // mask and loss then reads them there.
   for (Batch& batch : batches) {
-    for (Tensor* t : {&batch.src_ids, &batch.tgt_in, &batch.labels, &batch.src_lengths,
-                      &batch.tgt_lengths}) {
+    for (Tensor* t :
+         {&batch.src_ids, &batch.tgt_in, &batch.labels, &batch.src_lengths, &batch.tgt_lengths}) {
       if (!t->defined()) continue;
       PT_ASSIGN_OR_RETURN(*t, CopyToDevice(*t, device_));
     }
@@ -177,8 +175,7 @@ absl::Status Trainer::StartReadySums() {
                        : chunk.params().flat_grads().View(span.offset, {span.length});
     whole = whole.Reshape({whole.numel()});
     for (int64_t start = 0; start < whole.numel(); start += kGradientBucketElements) {
-      Tensor bucket =
-          whole.View(start, {std::min(kGradientBucketElements, whole.numel() - start)});
+      Tensor bucket = whole.View(start, {std::min(kGradientBucketElements, whole.numel() - start)});
       PT_ASSIGN_OR_RETURN(std::unique_ptr<CommRequest> sum,
                           replicas_device_->StartAllReduceSum(bucket));
       pending_sums_.push_back(std::move(sum));

@@ -181,8 +181,8 @@ absl::Status RunSteps(const TrainConfig& train, const TrainingOutputs& outputs, 
     // A resumed run with no step left has no loss of its own to report.
     const std::string loss =
         last.step > 0 ? absl::StrFormat(" loss=%.6f", last.loss) : " (no step left to run)";
-    std::printf("final: step=%lld%s params_digest=%s\n",
-                static_cast<long long>(trainer.step()), loss.c_str(), digest.c_str());
+    std::printf("final: step=%lld%s params_digest=%s\n", static_cast<long long>(trainer.step()),
+                loss.c_str(), digest.c_str());
     std::fflush(stdout);
   }
   return absl::OkStatus();
@@ -243,14 +243,13 @@ absl::Status AgreeOn(Communicator& world, const absl::Status& status) {
   PT_RETURN_IF_ERROR(world.AllReduceSum(failed));
   if (!status.ok()) {
     if (world.size() == 1) return status;
-    return absl::Status(status.code(),
-                        absl::StrCat("rank ", world.rank(), " of ", world.size(), ": ",
-                                     status.message()));
+    return absl::Status(status.code(), absl::StrCat("rank ", world.rank(), " of ", world.size(),
+                                                    ": ", status.message()));
   }
   if (failed.At(0) > 0) {
-    return absl::AbortedError(absl::StrCat("rank ", world.rank(), " stops: ",
-                                           static_cast<int>(failed.At(0)),
-                                           " other rank(s) failed to start (their messages say why)"));
+    return absl::AbortedError(
+        absl::StrCat("rank ", world.rank(), " stops: ", static_cast<int>(failed.At(0)),
+                     " other rank(s) failed to start (their messages say why)"));
   }
   return absl::OkStatus();
 }
@@ -317,7 +316,8 @@ absl::Status RunTraining(const RunSpec& spec, const TrainingOutputs& outputs) {
   if (!print) SetLogVerbose(false);
   // The one-process CPU run keeps its short log; any launcher, grid or device
   // says where the work runs.
-  const bool pipelined = launched || trainer.bounds().size() > 2 || trainer.device() != Device::kCpu;
+  const bool pipelined =
+      launched || trainer.bounds().size() > 2 || trainer.device() != Device::kCpu;
   if (pipelined) {
     const std::vector<int>& bounds = trainer.bounds();
     std::string layout;

@@ -103,8 +103,8 @@ std::string ValidationResult::Summary() const {
 
 std::vector<GroupScores> ValidationResult::Groups() const {
   std::vector<GroupScores> groups;
-  for (DirectionGroup group : {DirectionGroup::kFromPivot, DirectionGroup::kToPivot,
-                               DirectionGroup::kBetweenOthers}) {
+  for (DirectionGroup group :
+       {DirectionGroup::kFromPivot, DirectionGroup::kToPivot, DirectionGroup::kBetweenOthers}) {
     GroupScores scores{.name = DirectionGroupName(group, pivot)};
     for (const DirectionScores& d : directions) {
       if (d.sentences == 0 || GroupOf(d.src, d.tgt, pivot) != group) continue;
@@ -123,8 +123,8 @@ std::vector<GroupScores> ValidationResult::Groups() const {
 std::string ValidationResult::GroupSummary() const {
   std::vector<std::string> parts;
   for (const GroupScores& g : Groups()) {
-    parts.push_back(absl::StrFormat("%s BLEU=%.2f chrF=%.2f (%d)", g.name, g.bleu, g.chrf,
-                                    g.directions));
+    parts.push_back(
+        absl::StrFormat("%s BLEU=%.2f chrF=%.2f (%d)", g.name, g.bleu, g.chrf, g.directions));
   }
   return absl::StrJoin(parts, " | ");
 }
@@ -173,8 +173,8 @@ absl::StatusOr<std::unique_ptr<Validator>> Validator::Create(const ModelSpec& sp
     }
     names = SampleDirections(available, options.groups, options.sample_per_group, options.pivot,
                              options.sample_seed);
-    PT_CHECK_ARG(!names.empty(), "no direction of the groups asked for has a pair in ",
-                 corpus_dir, "/", options.split, " among the training languages");
+    PT_CHECK_ARG(!names.empty(), "no direction of the groups asked for has a pair in ", corpus_dir,
+                 "/", options.split, " among the training languages");
   }
   if (names.empty()) {
     names = LargestDirections(corpus, options.languages, /*count=*/8);

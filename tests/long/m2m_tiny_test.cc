@@ -31,9 +31,9 @@ TEST(M2mTinyLongTest, TrainsOnEveryDirectionValidatesByGroupAndResumes) {
   std::filesystem::remove_all(dir);
   // The corpus goes to the test's own directory (not the checkout's data/);
   // a smaller vocabulary sample keeps spm_train short.
-  const std::string base = "--spec configs/m2m_tiny.pbtxt --set corpus.dir=" +
-                           (dir / "gettext").string() +
-                           " --set corpus.vocab_sentences=60000 --set log_interval=1 ";
+  const std::string base =
+      "--spec configs/m2m_tiny.pbtxt --set corpus.dir=" + (dir / "gettext").string() +
+      " --set corpus.vocab_sentences=60000 --set log_interval=1 ";
   const auto straight =
       RunMpi(base + "--steps 4 --set eval_interval=4 --set output_dir=" + (dir / "a").string());
   ASSERT_EQ(straight.exit_code, 0) << straight.output;

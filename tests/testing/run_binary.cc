@@ -1,16 +1,14 @@
 #include "tests/testing/run_binary.h"
 
-#include "gtest/gtest.h"
-
-#include <fstream>
-
-#include <cmath>
-
 #include <sys/wait.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <sstream>
+
+#include "gtest/gtest.h"
 
 namespace pipetrain::testing {
 
@@ -56,8 +54,8 @@ std::string FinalDigest(const std::string& output) {
 
 std::string CheckedFinalDigest(const std::string& output) {
   const std::string digest = FinalDigest(output);
-  const bool hex = digest.size() == 16 &&
-                   digest.find_first_not_of("0123456789abcdef") == std::string::npos;
+  const bool hex =
+      digest.size() == 16 && digest.find_first_not_of("0123456789abcdef") == std::string::npos;
   if (!hex) ADD_FAILURE() << "no 16-hex-digit params_digest in:\n" << output;
   return digest;
 }
@@ -83,8 +81,8 @@ std::string StepsDiffer(const std::vector<double>& a, const std::vector<double>&
   }
   for (size_t i = 0; i < a.size(); ++i) {
     // Written so that a NaN fails: every comparison with NaN is false.
-    const bool close = std::isfinite(a[i]) && std::isfinite(b[i]) &&
-                       std::abs(a[i] - b[i]) <= rel * std::abs(a[i]);
+    const bool close =
+        std::isfinite(a[i]) && std::isfinite(b[i]) && std::abs(a[i] - b[i]) <= rel * std::abs(a[i]);
     if (!close) {
       char text[160];
       std::snprintf(text, sizeof(text), "step %zu: %.17g vs %.17g (tolerance %g relative)", i + 1,
