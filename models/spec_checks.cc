@@ -8,28 +8,16 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/config/spec_fields.h"
 
 namespace pipetrain {
 namespace {
 
-std::string NormName(ResidualNorm norm) {
-  return ResidualNorm_IsValid(norm) ? ResidualNorm_Name(norm)
-                                    : absl::StrCat(static_cast<int>(norm));
-}
-
-std::string KindName(ModelKind kind) {
-  return ModelKind_IsValid(kind) ? ModelKind_Name(kind) : absl::StrCat(static_cast<int>(kind));
-}
-
-int Depth(const ModelSpec& m, Stack stack) {
-  return stack == ENCODER ? m.encoder_layers() : m.decoder_layers();
-}
-
-const char* StackName(Stack stack) { return stack == ENCODER ? "encoder" : "decoder"; }
-
-bool Covers(const NormOverride& o, Stack stack) {
-  return o.stack() == STACK_UNSPECIFIED || o.stack() == stack;
-}
+using spec_fields::Covers;
+using spec_fields::Depth;
+using spec_fields::KindName;
+using spec_fields::NormName;
+using spec_fields::StackName;
 
 // Norms some layer of `stack` may use: the main norm and every override that
 // indexes the stack. Empty when the model has no such stack.

@@ -10,30 +10,18 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "core/config/spec_fields.h"
 #include "core/config/spec_loader.h"
 #include "core/config/spec_problems.h"
 
 namespace pipetrain {
 namespace {
 
-std::string NormName(ResidualNorm norm) {
-  return ResidualNorm_IsValid(norm) ? ResidualNorm_Name(norm)
-                                    : absl::StrCat(static_cast<int>(norm));
-}
-
-std::string KindName(ModelKind kind) {
-  return ModelKind_IsValid(kind) ? ModelKind_Name(kind) : absl::StrCat(static_cast<int>(kind));
-}
-
-int Depth(const ModelSpec& m, Stack stack) {
-  return stack == ENCODER ? m.encoder_layers() : m.decoder_layers();
-}
-
-const char* StackName(Stack stack) { return stack == ENCODER ? "encoder" : "decoder"; }
-
-bool Covers(const NormOverride& o, Stack stack) {
-  return o.stack() == STACK_UNSPECIFIED || o.stack() == stack;
-}
+using spec_fields::Covers;
+using spec_fields::Depth;
+using spec_fields::KindName;
+using spec_fields::NormName;
+using spec_fields::StackName;
 
 bool InUnit(double x) { return x >= 0 && x < 1; }  // false for NaN too
 
