@@ -32,12 +32,12 @@ void CountHostToDevice(size_t bytes) {
 }
 }  // namespace device_storage
 
-DeviceToHostCounts DeviceToHostCopies() {
+CopyCounts DeviceToHostCopies() {
   return {device_to_host_copies.load(std::memory_order_relaxed),
           device_to_host_bytes.load(std::memory_order_relaxed)};
 }
 
-DeviceToHostCounts HostToDeviceCopies() {
+CopyCounts HostToDeviceCopies() {
   return {host_to_device_copies.load(std::memory_order_relaxed),
           host_to_device_bytes.load(std::memory_order_relaxed)};
 }

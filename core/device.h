@@ -36,17 +36,16 @@ absl::Status CopyTensor(const Tensor& src, Tensor& dst);
 // on the same device. Writes into dst's storage, so views of it see the values.
 absl::Status ConvertInto(const Tensor& src, Tensor& dst);
 
-// Copies from device memory (CUDA or emulated) to the host since the process
-// started, and their bytes. Each one makes the host wait for the device, so
-// the training step keeps them few and independent of depth (a test counts
-// them on the emulated device).
-struct DeviceToHostCounts {
+// How many copies crossed between host and device memory (CUDA or emulated)
+// since the process started, and their bytes. A copy to the host makes the
+// host wait for the device, so the training step keeps them few and
+// independent of depth (a test counts them on the emulated device).
+struct CopyCounts {
   int64_t copies = 0;
   int64_t bytes = 0;
 };
-DeviceToHostCounts DeviceToHostCopies();
-// The same for copies from the host to device memory (uploads).
-DeviceToHostCounts HostToDeviceCopies();
+CopyCounts DeviceToHostCopies();  // reads of device memory
+CopyCounts HostToDeviceCopies();  // uploads
 
 // Waits for every queued kernel and copy; returns the first asynchronous
 // error a kernel raised (with the name of the device).

@@ -46,17 +46,17 @@ TEST(EmulatedDeviceTest, DataCrossesOnlyThroughTheCopyApiAndIsCounted) {
   absl::StatusOr<Tensor> device = CopyToDevice(host, Device::kEmulated);
   ASSERT_TRUE(device.ok()) << device.status();
   EXPECT_EQ(device->device(), Device::kEmulated);
-  const DeviceToHostCounts before = DeviceToHostCopies();
+  const CopyCounts before = DeviceToHostCopies();
   absl::StatusOr<Tensor> back = CopyToDevice(*device, Device::kCpu);
   ASSERT_TRUE(back.ok()) << back.status();
   const Tensor again = device->CopyTo(Device::kCpu);
-  const DeviceToHostCounts after = DeviceToHostCopies();
+  const CopyCounts after = DeviceToHostCopies();
   EXPECT_EQ(after.copies - before.copies, 2);
   EXPECT_EQ(after.bytes - before.bytes, 2 * static_cast<int64_t>(host.nbytes()));
   EXPECT_EQ(Bytes(*back), Bytes(host));
   EXPECT_EQ(Bytes(again), Bytes(host));
   // Staying on the device costs no host copy.
-  const DeviceToHostCounts start = DeviceToHostCopies();
+  const CopyCounts start = DeviceToHostCopies();
   Tensor clone = device->Clone();
   clone.Zero();
   Tensor other = Tensor::Empty(host.shape(), host.dtype(), Device::kEmulated);
