@@ -11,6 +11,7 @@
 #include "core/gpu_runtime.h"
 #include "core/status_macros.h"
 #include "core/util/log.h"
+#include "launcher/trainer/batch_broadcast.h"
 #include "launcher/trainer/stage_layout.h"
 #include "launcher/trainer/step_common.h"
 #include "models/parameter_store.h"
@@ -105,7 +106,11 @@ absl::Status Trainer::Build() {
     replicas_device_ = device_groups_.data_parallel.get();
   }
 
-  PT_ASSIGN_OR_RETURN(data_, OpenStepData(spec_));
+  // Stage 0 draws the batches (it embeds the source) and sends each stage of
+  // its pipeline its replica's micro-batches; the others never open the data.
+  if (reads_data()) {
+    PT_ASSIGN_OR_RETURN(data_, OpenStepData(spec_));
+  }
   const int p = topology_.pipeline_stages;
   const int v = train.pipeline().chunks();
   PT_ASSIGN_OR_RETURN(bounds_, StageBounds(spec_));
@@ -297,13 +302,21 @@ absl::StatusOr<StepMetrics> Trainer::Step() {
   const int m = std::max(train.microbatches(), 1);
   const int replicas = topology_.data_parallel;
 
-  // Every rank draws the whole global batch (a pure function of the seed
-  // and the step) and keeps its replica's micro-batches.
+  // Stage 0 of every replica draws the whole global batch (a pure function
+  // of the seed and the step) and keeps its replica's micro-batches; it sends
+  // them, with the step's token counts, to the other stages of its pipeline.
   StepMetrics metrics;
-  PT_ASSIGN_OR_RETURN(std::vector<Batch> all,
-                      DrawStepBatches(spec_, *data_, step_, m * replicas, &metrics));
-  std::vector<Batch> drawn(std::make_move_iterator(all.begin() + topology_.replica * m),
-                           std::make_move_iterator(all.begin() + (topology_.replica + 1) * m));
+  std::vector<Batch> drawn;
+  if (reads_data()) {
+    PT_ASSIGN_OR_RETURN(std::vector<Batch> all,
+                        DrawStepBatches(spec_, *data_, step_, m * replicas, &metrics));
+    drawn.assign(std::make_move_iterator(all.begin() + topology_.replica * m),
+                 std::make_move_iterator(all.begin() + (topology_.replica + 1) * m));
+  }
+  if (topology_.pipeline_stages > 1) {
+    PT_RETURN_IF_ERROR(
+        BroadcastStepBatches(*host_groups_.pipeline, /*root=*/0, m, &drawn, &metrics));
+  }
   PT_ASSIGN_OR_RETURN(const std::vector<Batch> mine, ToDevice(std::move(drawn)));
   // Every micro-batch's gradient is scaled by the whole step's token count,
   // so the accumulated gradient is the mean over the step's tokens.
@@ -411,7 +424,7 @@ absl::Status Trainer::SaveCheckpoint(const std::string& run_dir) {
     PT_RETURN_IF_ERROR(WriteCheckpointFiles(run_dir, step_, blocks));
   }
   PT_RETURN_IF_ERROR(world_->Barrier());
-  if (world_->rank() == 0) {
+  if (world_->rank() == 0) {  // stage 0 of replica 0: it holds the data cursor
     const CheckpointInfo info{.step = step_,
                               .spec = spec_,
                               .data_cursor = data_->Cursor(),
@@ -437,7 +450,7 @@ absl::Status Trainer::RestoreCheckpoint(const CheckpointReader& reader) {
   }
   step_ = reader.step();
   const std::string& cursor = reader.manifest().data_cursor();
-  if (!cursor.empty()) PT_RETURN_IF_ERROR(data_->Seek(cursor));
+  if (!cursor.empty() && reads_data()) PT_RETURN_IF_ERROR(data_->Seek(cursor));
   return absl::OkStatus();
 }
 

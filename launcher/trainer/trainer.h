@@ -84,7 +84,9 @@ class Trainer {
   absl::StatusOr<bool> AnyRank(bool mine);
 
   int64_t step() const { return step_; }
-  StepData& data() { return *data_; }
+  // Whether this rank opened the training data (stage 0 of each replica
+  // does: it draws the batches and sends them along its pipeline).
+  bool opened_data() const { return data_ != nullptr; }
   const Topology& topology() const { return topology_; }
   Communicator& world() { return *world_; }
   Device device() const { return device_; }
@@ -116,6 +118,7 @@ class Trainer {
   absl::Status SyncEmbedding();
   absl::StatusOr<double> GlobalGradSquares();
   absl::StatusOr<std::vector<Batch>> ToDevice(std::vector<Batch> batches) const;
+  bool reads_data() const { return topology_.stage == 0; }
   int VirtualStage(int chunk) const { return chunk * topology_.pipeline_stages + topology_.stage; }
 
   RunSpec spec_;
@@ -133,7 +136,7 @@ class Trainer {
   ProcessGroups device_groups_;
   Communicator* pipeline_device_ = nullptr;
   Communicator* replicas_device_ = nullptr;
-  std::unique_ptr<StepData> data_;
+  std::unique_ptr<StepData> data_;  // on the ranks that reads_data()
   std::vector<int> bounds_;
   Schedule schedule_;
   std::unique_ptr<ModelPipelineStage> stage_;

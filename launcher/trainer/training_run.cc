@@ -332,6 +332,15 @@ absl::Status RunTraining(const RunSpec& spec, const TrainingOutputs& outputs) {
             trainer.topology().data_parallel, DeviceName(trainer.device()), world->size(),
             env.launcher == Launcher::kNone ? "no launcher" : LauncherName(env.launcher), layout);
   }
+  if (trainer.topology().pipeline_stages > 1) {
+    // Counted from what the ranks opened, not from the rule that decides it.
+    Tensor readers = Tensor::FromVector({trainer.opened_data() ? 1.0 : 0.0}, {1}, DType::kF64);
+    PT_RETURN_IF_ERROR(world->AllReduceSum(readers));
+    LogInfo("data",
+            "%d of %d ranks read the training data (stage 0 of each replica); the other stages "
+            "receive their micro-batches from it",
+            static_cast<int>(readers.At(0)), world->size());
+  }
   LogModel(spec, trainer.parameters(), pipelined ? " on this rank" : "");
   if (resume->has_value()) {
     const absl::Status restored = trainer.RestoreCheckpoint(**resume);
