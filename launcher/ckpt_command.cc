@@ -1,7 +1,10 @@
 #include "launcher/ckpt_command.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <map>
 
 #include "absl/flags/declare.h"
@@ -15,16 +18,20 @@
 #include "core/io/atomic_file.h"
 #include "core/io/crc32c.h"
 #include "core/status_macros.h"
+#include "models/checkpoint_spec.h"
 #include "models/norm_constants.h"
 
 // Defined by `data build` (launcher/data_command.cc): the output path.
 ABSL_DECLARE_FLAG(std::string, out);
+// Defined by `train` (launcher/train_command.cc): `ckpt verify --spec FILE`.
+ABSL_DECLARE_FLAG(std::string, spec);
 
 namespace pipetrain {
 namespace {
 
 constexpr char kCkptUsage[] =
-    "pipetrain ckpt inspect PATH | verify PATH | export PATH --out FILE.safetensors\n"
+    "pipetrain ckpt inspect PATH | verify PATH [--spec FILE] | export PATH --out "
+    "FILE.safetensors\n"
     "    PATH: a run directory (its latest checkpoint) or a step_<N> directory";
 
 std::string HumanBytes(int64_t bytes) {
@@ -115,6 +122,43 @@ absl::Status Export(const std::string& path) {
   std::printf("wrote %s: %lld tensors, %s parameters (F32, no optimizer state), %s, step %lld\n",
               out.c_str(), static_cast<long long>(done.tensors), Grouped(done.parameters).c_str(),
               HumanBytes(done.bytes).c_str(), static_cast<long long>(reader.step()));
+  return absl::OkStatus();
+}
+
+// Export writes OUT.tmp and renames it over OUT. Refused: an OUT that is not
+// a regular file (a device node would be replaced by a regular file), and an
+// OUT inside the step directory being read or naming a file the reader
+// reads (the run directory's `latest`, a data file through a hard link):
+// the export would destroy the checkpoint it copies.
+absl::Status CheckExportTarget(const CheckpointReader& reader, const std::string& out) {
+  namespace fs = std::filesystem;
+  PT_RETURN_IF_ERROR(CheckReplaceable(out));
+  PT_RETURN_IF_ERROR(CheckReplaceable(out + ".tmp"));
+  std::error_code ec;
+  const fs::path step_dir = fs::weakly_canonical(reader.step_dir(), ec);
+  const fs::path out_dir = fs::weakly_canonical(fs::absolute(out, ec).parent_path(), ec);
+  const auto refuse = [&]() {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--out ", out, " is inside the checkpoint being exported (", reader.step_dir(),
+        "): writing it would change the checkpoint while it is read; give a path outside it"));
+  };
+  const fs::path rel = out_dir.lexically_relative(step_dir);
+  if (!rel.empty() && *rel.begin() != "..") return refuse();
+  struct stat target {};
+  if (::stat(out.c_str(), &target) != 0) return absl::OkStatus();  // a new file
+  std::vector<std::string> read_files = {(step_dir.parent_path() / "latest").string()};
+  for (const CheckpointFile& f : reader.manifest().files()) {
+    read_files.push_back((step_dir / f.name()).string());
+  }
+  for (const std::string& file : read_files) {
+    struct stat st {};
+    if (::stat(file.c_str(), &st) == 0 && st.st_dev == target.st_dev &&
+        st.st_ino == target.st_ino) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--out ", out, " is ", file, ", which the export reads: writing it would destroy it; "
+          "give another path"));
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -231,6 +275,7 @@ absl::StatusOr<SafetensorsExport> ExportSafetensors(const CheckpointReader& read
   // allows trailing whitespace in the header for exactly this).
   header.append((8 - header.size() % 8) % 8, ' ');
 
+  PT_RETURN_IF_ERROR(CheckExportTarget(reader, out_path));
   const std::string tmp = out_path + ".tmp";
   PT_ASSIGN_OR_RETURN(DurableFileWriter writer, DurableFileWriter::Create(tmp));
   const uint64_t header_size = header.size();
@@ -239,8 +284,17 @@ absl::StatusOr<SafetensorsExport> ExportSafetensors(const CheckpointReader& read
   PT_RETURN_IF_ERROR(writer.Append(length, sizeof(length)));
   PT_RETURN_IF_ERROR(writer.Append(header.data(), header.size()));
   for (const CheckpointTensor* t : params) {
-    Tensor values = Tensor::Empty(Shape(t->shape().begin(), t->shape().end()), DType::kF32);
-    PT_RETURN_IF_ERROR(reader.Read(t->name(), PARAM, &values));
+    // Read allocates only once the file is known to hold the tensor (a
+    // crafted manifest cannot ask for more), then f64 is rounded here.
+    Tensor stored;
+    PT_RETURN_IF_ERROR(reader.Read(t->name(), PARAM, &stored));
+    Tensor values = stored;
+    if (stored.dtype() != DType::kF32) {
+      values = Tensor::Empty(stored.shape(), DType::kF32);
+      for (int64_t i = 0; i < stored.numel(); ++i) {
+        values.data<float>()[i] = static_cast<float>(stored.At(i));
+      }
+    }
     PT_RETURN_IF_ERROR(writer.Append(values.raw_data(), values.nbytes()));
     ++result.tensors;
   }
@@ -264,14 +318,34 @@ absl::Status RunCkptCommand(const std::vector<std::string>& args) {
     return absl::OkStatus();
   }
   if (action == "verify") {
+    // --spec FILE: the run's spec, which the checkpoint must fit as well as
+    // the spec recorded in its own manifest (always checked).
+    const std::string spec_path = absl::GetFlag(FLAGS_spec);
+    RunSpec spec;
+    if (!spec_path.empty()) {
+      PT_ASSIGN_OR_RETURN(spec, LoadRunSpec(spec_path, "", {}));
+    }
     PT_ASSIGN_OR_RETURN(const CheckpointReader reader, CheckpointReader::Open(path));
-    PT_ASSIGN_OR_RETURN(const VerifySummary summary, VerifyCheckpoint(reader));
+    const auto summary = VerifyCheckpoint(reader);
+    const std::vector<std::string> misfits =
+        spec_path.empty() ? std::vector<std::string>{}
+                          : CheckpointSpecProblems(reader, spec.model(), spec_path);
+    if (!misfits.empty()) {
+      std::string text = absl::StrCat("checkpoint ", reader.step_dir(), " does not fit ",
+                                      spec_path, " (", misfits.size(), " problems):");
+      for (size_t i = 0; i < misfits.size() && i < 20; ++i) absl::StrAppend(&text, "\n  ", misfits[i]);
+      if (misfits.size() > 20) absl::StrAppend(&text, "\n  ... and ", misfits.size() - 20, " more");
+      if (!summary.ok()) absl::StrAppend(&text, "\n", summary.status().message());
+      return absl::DataLossError(text);
+    }
+    if (!summary.ok()) return summary.status();
     std::printf(
         "ok: %s (step %lld): %lld files, %lld tensors, %s; sizes and CRC-32C match the "
-        "manifest, every value finite\n",
+        "manifest, every value finite, every tensor of %s present with its shape\n",
         reader.step_dir().c_str(), static_cast<long long>(reader.step()),
-        static_cast<long long>(summary.files), static_cast<long long>(summary.tensors),
-        HumanBytes(summary.bytes).c_str());
+        static_cast<long long>(summary->files), static_cast<long long>(summary->tensors),
+        HumanBytes(summary->bytes).c_str(),
+        spec_path.empty() ? "its spec" : absl::StrCat("its spec and ", spec_path).c_str());
     return absl::OkStatus();
   }
   if (action == "export") return Export(path);

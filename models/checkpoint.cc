@@ -34,7 +34,6 @@ namespace {
 namespace fs = std::filesystem;
 using namespace checkpoint_layout;  // NOLINT: the file names and helpers both sides share
 
-constexpr char kManifestText[] = "manifest.txt";
 constexpr char kDataSuffix[] = ".bin";
 constexpr char kRecordSuffix[] = ".record";
 constexpr char kDeletingSuffix[] = ".deleting";
@@ -401,11 +400,18 @@ absl::StatusOr<std::string> FinalizeCheckpoint(const std::string& run_dir,
   PT_RETURN_IF_ERROR(AssembleManifest(tmp, info, &manifest));
 
   PT_RETURN_IF_ERROR(AtFaultPoint("manifest"));
+  // manifest.txt first, so manifest.pb can hold its CRC; then manifest.pb
+  // sealed with the CRC of its own bytes (checkpoint_layout.h): every byte
+  // of a checkpoint is covered by some checksum.
   std::string binary, text;
-  if (!manifest.SerializeToString(&binary) ||
-      !google::protobuf::TextFormat::PrintToString(manifest, &text)) {
+  if (!google::protobuf::TextFormat::PrintToString(manifest, &text)) {
     return absl::InternalError(absl::StrCat("cannot serialise the manifest of ", tmp));
   }
+  manifest.set_text_crc32c(Crc32c(text.data(), text.size()));
+  if (!manifest.SerializeToString(&binary)) {
+    return absl::InternalError(absl::StrCat("cannot serialise the manifest of ", tmp));
+  }
+  binary = SealManifest(binary);
   PT_RETURN_IF_ERROR(WriteFileDurably(JoinPath(tmp, kManifest), binary));
   PT_RETURN_IF_ERROR(WriteFileDurably(JoinPath(tmp, kManifestText), text));
   for (const CheckpointFile& file : manifest.files()) {

@@ -49,7 +49,8 @@
 
 namespace pipetrain {
 
-inline constexpr int kCheckpointFormatVersion = 1;
+// 2: manifest.pb carries the CRC-32C of its own bytes and of manifest.txt.
+inline constexpr int kCheckpointFormatVersion = 2;
 
 // One parameter as a checkpoint stores it. Tensors may be views into flat
 // buffers; they must be on the CPU, f32 or f64. The moments are both

@@ -18,15 +18,23 @@
 #include "core/io/atomic_file.h"
 #include "core/io/crc32c.h"
 #include "core/status_macros.h"
+#include "core/util/log.h"
 #include "google/protobuf/text_format.h"
 #include "models/checkpoint.h"
 #include "models/checkpoint_layout.h"
+#include "models/checkpoint_spec.h"
 
 namespace pipetrain {
 namespace {
 
 namespace fs = std::filesystem;
 using namespace checkpoint_layout;  // NOLINT: the file names and helpers both sides share
+
+// A manifest is a few MB even for a 200-layer model; a larger file is not one.
+constexpr int64_t kMaxManifestBytes = int64_t{1} << 30;
+constexpr char kDamagedAdvice[] =
+    "resume from an older checkpoint (open its step_<N> directory) or restore this one from a "
+    "copy";
 
 // Reads `bytes` bytes at `offset` of an open file.
 absl::Status PreadFully(int fd, void* into, size_t bytes, int64_t offset) {
@@ -87,10 +95,23 @@ absl::StatusOr<CheckpointReader> CheckpointReader::Open(const std::string& path)
   CheckpointReader reader;
   reader.dir_ = dir;
   const std::string manifest_path = JoinPath(dir, kManifest);
-  PT_ASSIGN_OR_RETURN(const std::string bytes, ReadFileToString(manifest_path));
+  PT_ASSIGN_OR_RETURN(const std::string bytes,
+                      ReadCheckpointFile(dir, kManifest, kMaxManifestBytes));
+  // The manifest's own CRC is checked on the raw bytes before any field is
+  // parsed, let alone trusted (a flipped bit in the data cursor or the norm
+  // would otherwise go unnoticed).
+  uint32_t sealed_crc = 0, computed_crc = 0;
+  const bool sealed = ManifestSeal(bytes, &sealed_crc, &computed_crc);
+  if (sealed && sealed_crc != computed_crc) {
+    return absl::DataLossError(absl::StrCat(
+        manifest_path, " has CRC-32C ", Crc32cHex(computed_crc), ", its last field says ",
+        Crc32cHex(sealed_crc), ": the manifest is corrupted and none of its fields can be trusted; ",
+        kDamagedAdvice));
+  }
   CheckpointManifest& m = reader.manifest_;
   if (!m.ParseFromString(bytes)) {
-    return absl::DataLossError(absl::StrCat(manifest_path, " cannot be parsed: it is damaged"));
+    return absl::DataLossError(
+        absl::StrCat(manifest_path, " cannot be parsed: it is damaged; ", kDamagedAdvice));
   }
   if (m.format_version() <= 0) {
     return absl::DataLossError(absl::StrCat(manifest_path, " has no format version"));
@@ -102,6 +123,34 @@ absl::StatusOr<CheckpointReader> CheckpointReader::Open(const std::string& path)
                      "to format ",
                      kCheckpointFormatVersion, " (use a newer pipetrain)"));
   }
+  if (m.format_version() >= 2 && !sealed) {
+    return absl::DataLossError(absl::StrCat(
+        manifest_path, " is format ", m.format_version(),
+        " but does not end with its CRC-32C: the manifest is damaged; ", kDamagedAdvice));
+  }
+  if (m.format_version() == 1) {
+    // Written before manifests carried their own checksum: readable, but a
+    // damaged field would go unnoticed, so say so every time.
+    LogWarning("ckpt",
+               "%s is format 1, written before manifests carried their own CRC-32C: its fields "
+               "(spec, step, data cursor) cannot be checked. Save a new checkpoint to get one",
+               manifest_path);
+  } else {
+    const std::string text_path = JoinPath(dir, kManifestText);
+    const int64_t text_cap = int64_t{16} * static_cast<int64_t>(bytes.size()) + (int64_t{1} << 20);
+    auto text = ReadCheckpointFile(dir, kManifestText, text_cap);
+    if (!text.ok()) {
+      return absl::DataLossError(absl::StrCat(text.status().message(), " (", kManifestText,
+                                              " is the manifest as text, covered by its CRC); ",
+                                              kDamagedAdvice));
+    }
+    const uint32_t text_crc = Crc32c(text->data(), text->size());
+    if (text_crc != m.text_crc32c()) {
+      return absl::DataLossError(absl::StrCat(
+          text_path, " has CRC-32C ", Crc32cHex(text_crc), ", ", kManifest, " says ",
+          Crc32cHex(m.text_crc32c()), ": the file is corrupted; ", kDamagedAdvice));
+    }
+  }
   const int64_t dir_step = ParseStepDirName(expected_name);
   if (dir_step >= 0 && dir_step != m.step()) {
     return absl::DataLossError(absl::StrCat(manifest_path, " says step ", m.step(),
@@ -109,29 +158,48 @@ absl::StatusOr<CheckpointReader> CheckpointReader::Open(const std::string& path)
   }
   std::vector<std::string> problems;
   for (int i = 0; i < m.files_size(); ++i) {
-    if (!IsSafeName(m.files(i).name()) || !reader.files_.emplace(m.files(i).name(), i).second) {
-      problems.push_back(
-          absl::StrCat("file entry '", m.files(i).name(), "' is invalid or repeated"));
+    const CheckpointFile& f = m.files(i);
+    if (!IsSafeName(f.name()) || f.name() == kManifest || f.name() == kManifestText ||
+        f.size() < 0 || !reader.files_.emplace(f.name(), i).second) {
+      problems.push_back(absl::StrCat("file entry '", f.name(), "' (", f.size(),
+                                      " bytes) is invalid or repeated"));
+      continue;
+    }
+    // Refuse a FIFO, a device or a link out of the directory now, before
+    // anything waits on it or reads it endlessly. A missing file is left to
+    // the reads (verify names it with the rest).
+    int64_t real_size = 0;
+    auto fd = OpenCheckpointFile(dir, f.name(), &real_size);
+    if (fd.ok()) {
+      ::close(*fd);
+    } else if (!absl::IsNotFound(fd.status())) {
+      problems.push_back(std::string(fd.status().message()));
     }
   }
   for (int i = 0; i < m.tensors_size(); ++i) {
     const CheckpointTensor& t = m.tensors(i);
     const auto file = reader.files_.find(t.file());
     auto dtype = DTypeFromName(t.dtype());
-    const bool shape_ok =
-        std::all_of(t.shape().begin(), t.shape().end(), [](int64_t d) { return d >= 0; });
+    // Every size is checked with overflow-safe arithmetic: the fields are
+    // untrusted until they agree with each other.
+    int64_t elements = 1, expected_bytes = 0, end = 0;
+    bool shape_ok = true;
+    for (const int64_t d : t.shape()) shape_ok = shape_ok && CheckedMul(elements, d, &elements);
+    const bool bytes_ok = shape_ok && dtype.ok() &&
+                          CheckedMul(elements, static_cast<int64_t>(DTypeSize(*dtype)),
+                                     &expected_bytes) &&
+                          expected_bytes == t.bytes();
     if (t.role() != PARAM && t.role() != ADAM_M && t.role() != ADAM_V) {
       problems.push_back(absl::StrCat(t.name(), ": unknown role ", static_cast<int>(t.role())));
     } else if (file == reader.files_.end()) {
       problems.push_back(absl::StrCat(Describe(t), ": file ", t.file(), " is not in the manifest"));
-    } else if (!dtype.ok() || !shape_ok ||
-               t.bytes() != NumElements(Shape(t.shape().begin(), t.shape().end())) *
-                                static_cast<int64_t>(DTypeSize(*dtype))) {
-      problems.push_back(absl::StrCat(t.file(), ": ", Describe(t), " has an invalid dtype, shape ",
-                                      ShapeOf(t), " or size ", t.bytes()));
-    } else if (t.offset() < 0 || t.offset() + t.bytes() > m.files(file->second).size()) {
-      problems.push_back(absl::StrCat(t.file(), ": ", Describe(t), " at bytes [", t.offset(), ", ",
-                                      t.offset() + t.bytes(), ") lies outside the file's ",
+    } else if (!bytes_ok) {
+      problems.push_back(absl::StrCat(t.file(), ": ", Describe(t), " has an invalid dtype, shape [",
+                                      absl::StrJoin(t.shape(), ","), "] or size ", t.bytes()));
+    } else if (t.offset() < 0 || !CheckedAdd(t.offset(), t.bytes(), &end) ||
+               end > m.files(file->second).size()) {
+      problems.push_back(absl::StrCat(t.file(), ": ", Describe(t), " at offset ", t.offset(),
+                                      " with ", t.bytes(), " bytes lies outside the file's ",
                                       m.files(file->second).size(), " bytes"));
     } else if (!reader.index_.emplace(std::make_pair(t.name(), static_cast<int>(t.role())), i)
                     .second) {
@@ -162,17 +230,27 @@ absl::Status CheckpointReader::VerifyFile(const std::string& file) const {
   }
   const CheckpointFile& entry = manifest_.files(it->second);
   const std::string path = JoinPath(dir_, file);
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    const int err = errno;
-    return absl::DataLossError(absl::StrCat(
-        path, ": ", std::strerror(err), " (the manifest lists it with ", entry.size(), " bytes)"));
+  int64_t real_size = 0;
+  auto opened = OpenCheckpointFile(dir_, file, &real_size);
+  if (!opened.ok()) {
+    return absl::DataLossError(absl::StrCat(opened.status().message(),
+                                            " (the manifest lists it with ", entry.size(),
+                                            " bytes)"));
   }
-  std::unique_ptr<char[]> buffer(new char[1 << 20]);
+  const int fd = *opened;
+  if (real_size != entry.size()) {
+    ::close(fd);
+    return absl::DataLossError(absl::StrCat(path, " is ", real_size, " bytes, the manifest says ",
+                                            entry.size(), ": the file is truncated or replaced"));
+  }
+  // Reads no more than the size checked above, whatever the file does meanwhile.
+  constexpr int64_t kChunk = int64_t{1} << 20;
+  std::unique_ptr<char[]> buffer(new char[kChunk]);
   uint32_t crc = 0;
   int64_t size = 0;
-  while (true) {
-    const ssize_t n = ::read(fd, buffer.get(), 1 << 20);
+  while (size < real_size) {
+    const ssize_t n =
+        ::read(fd, buffer.get(), static_cast<size_t>(std::min(kChunk, real_size - size)));
     if (n == 0) break;
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -225,17 +303,23 @@ absl::Status CheckpointReader::ReadTensor(const CheckpointTensor& entry, Tensor*
                  "the destination is ", DTypeName(into->dtype()), ", not f32 or f64");
     PT_CHECK_ARG(into->shape() == shape, where, "the checkpoint has shape ", ShapeString(shape),
                  ", the destination ", ShapeString(into->shape()));
-  } else {
-    *into = Tensor::Empty(shape, *stored);
   }
+  // The real file must hold the tensor before anything is allocated for it:
+  // a crafted manifest cannot ask for more memory than the file has bytes.
+  int64_t real_size = 0, end = 0;
+  auto opened = OpenCheckpointFile(dir_, entry.file(), &real_size);
+  if (!opened.ok()) return absl::DataLossError(absl::StrCat(where, opened.status().message()));
+  const int fd = *opened;
+  if (entry.offset() < 0 || !CheckedAdd(entry.offset(), entry.bytes(), &end) || end > real_size) {
+    ::close(fd);
+    return absl::DataLossError(absl::StrCat(where, "the file ends before byte ",
+                                            std::min(real_size, entry.offset()) + 1,
+                                            " of the tensor's bytes: it is truncated"));
+  }
+  if (!into->defined()) *into = Tensor::Empty(shape, *stored);
   // Straight into the destination when the dtypes agree, else via a buffer.
   const bool direct = into->dtype() == *stored;
   Tensor raw = direct ? *into : Tensor::Empty(shape, *stored);
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    const int err = errno;
-    return absl::DataLossError(absl::StrCat(where, std::strerror(err)));
-  }
   const absl::Status read =
       PreadFully(fd, raw.raw_data(), static_cast<size_t>(entry.bytes()), entry.offset());
   ::close(fd);
@@ -375,6 +459,13 @@ absl::StatusOr<VerifySummary> VerifyCheckpoint(const CheckpointReader& reader) {
       problems.push_back(absl::StrCat(JoinPath(reader.step_dir(), file),
                                       ": every tensor is intact; the damage is in the padding"));
     }
+  }
+  // Complete and of the right shapes for the spec it records: a manifest
+  // whose tensor entries were deleted has nothing left to fail a CRC.
+  for (std::string& problem :
+       CheckpointSpecProblems(reader, m.spec().model(),
+                              absl::StrCat("the spec in ", JoinPath(reader.step_dir(), kManifest)))) {
+    problems.push_back(std::move(problem));
   }
   if (!names_with[ADAM_M].empty() || !names_with[ADAM_V].empty()) {
     for (const std::string& name : names_with[PARAM]) {

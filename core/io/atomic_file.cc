@@ -28,12 +28,25 @@ absl::Status ErrnoError(const std::string& what, const std::string& path, int er
 
 absl::StatusOr<DurableFileWriter> DurableFileWriter::Create(const std::string& path,
                                                             bool exclusive) {
-  const int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (exclusive ? O_EXCL : O_TRUNC);
+  // Refused before open(): O_TRUNC must not touch anything but a regular file.
+  PT_RETURN_IF_ERROR(CheckReplaceable(path));
+  const int flags =
+      O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | (exclusive ? O_EXCL : O_TRUNC);
   const int fd = ::open(path.c_str(), flags, 0644);
   if (fd < 0) {
     if (errno == EEXIST) return absl::AlreadyExistsError(absl::StrCat(path, " already exists"));
+    if (errno == ELOOP || errno == ENXIO) PT_RETURN_IF_ERROR(CheckReplaceable(path));
     return ErrnoError("cannot create", path, errno);
   }
+  // Whatever raced in between the check and open(), what was opened must be
+  // a regular file; writes to it then block as usual.
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return absl::FailedPreconditionError(
+        absl::StrCat(path, " is not a regular file; refusing to write into it"));
+  }
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
   return DurableFileWriter(path, fd);
 }
 
@@ -105,7 +118,28 @@ absl::Status WriteFileDurably(const std::string& path, const std::string& conten
   return writer.Finish();
 }
 
+absl::Status CheckReplaceable(const std::string& path) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return absl::OkStatus();
+    return ErrnoError("cannot examine", path, errno);
+  }
+  if (S_ISREG(st.st_mode)) return absl::OkStatus();
+  const char* kind = S_ISLNK(st.st_mode)    ? "a symbolic link"
+                     : S_ISDIR(st.st_mode)  ? "a directory"
+                     : S_ISFIFO(st.st_mode) ? "a FIFO"
+                     : S_ISCHR(st.st_mode)  ? "a character device"
+                     : S_ISBLK(st.st_mode)  ? "a block device"
+                     : S_ISSOCK(st.st_mode) ? "a socket"
+                                            : "not a regular file";
+  return absl::FailedPreconditionError(absl::StrCat(
+      path, " is ", kind,
+      "; pipetrain writes files by replacing them and would replace it with a regular file: "
+      "give the path of a regular file, or of one that does not exist yet"));
+}
+
 absl::Status WriteFileAtomically(const std::string& path, const std::string& contents) {
+  PT_RETURN_IF_ERROR(CheckReplaceable(path));
   const std::string tmp = path + ".tmp";
   PT_RETURN_IF_ERROR(WriteFileDurably(tmp, contents));
   return RenameDurably(tmp, path);

@@ -25,7 +25,9 @@ namespace pipetrain {
 class DurableFileWriter {
  public:
   // `exclusive`: fail with AlreadyExists instead of truncating a file that
-  // is already there (someone else is writing it).
+  // is already there (someone else is writing it). Either way only a regular
+  // file is written: a symbolic link is not followed, and a FIFO or device
+  // already at `path` is refused (opening a FIFO would wait for a reader).
   static absl::StatusOr<DurableFileWriter> Create(const std::string& path, bool exclusive = false);
   DurableFileWriter(DurableFileWriter&& other) noexcept;
   DurableFileWriter& operator=(DurableFileWriter&& other) noexcept;
@@ -57,8 +59,15 @@ absl::Status WriteFileDurably(const std::string& path, const std::string& conten
 
 // Replaces `path` atomically: readers see the old contents or the new, never
 // a mix. Writes `path`.tmp, fsyncs it, renames it over `path`, fsyncs the
-// parent directory.
+// parent directory. Refuses a `path` that is not a regular file
+// (CheckReplaceable).
 absl::Status WriteFileAtomically(const std::string& path, const std::string& contents);
+
+// OK when `path` does not exist or is a regular file. A rename over a device
+// node, FIFO, socket, directory or symbolic link would replace it with a
+// regular file (`--out /dev/full` run as root would delete the device), so
+// those are refused with FailedPrecondition naming the path and its kind.
+absl::Status CheckReplaceable(const std::string& path);
 
 // fsync of a directory: makes the entries created, renamed or removed in it durable.
 absl::Status SyncDirectory(const std::string& dir);
