@@ -368,3 +368,43 @@ TEST_F(CheckpointIntegrityTest, ExportIntoTheCheckpointItReadsIsRefused) {
 
 }  // namespace
 }  // namespace pipetrain
+
+namespace pipetrain {
+namespace {
+
+// The real commands on a checkpoint a real run wrote: one flipped bit in the
+// manifest, in manifest.txt and in a data file is refused by `ckpt verify`,
+// by resuming (`train` with the same output_dir) and by `translate`.
+TEST(CheckpointIntegrityCommandTest, FlippedBitsAreRefusedByVerifyResumeAndTranslate) {
+  const std::string run = (fs::path(::testing::TempDir()) / "ckpt_integrity_commands").string();
+  fs::remove_all(run);
+  const std::string train = "train --spec configs/tiny.pbtxt --set checkpoint_interval=2 "
+                            "--set output_dir=" + run;
+  const auto first = RunCommand(Bounded(train + " --steps 2"));
+  ASSERT_EQ(first.exit_code, 0) << first.output;
+  const std::string step_dir = run + "/step_2";
+  std::mt19937_64 rng(7);
+  for (const std::string name : {"manifest.pb", "manifest.txt", "decoder.1.bin"}) {
+    const std::string file = step_dir + "/" + name;
+    const int64_t bit = static_cast<int64_t>(rng() % (fs::file_size(file) * 8));
+    FlipBit(file, bit);
+    const std::string what = absl::StrCat(name, " bit ", bit);
+    const auto verify = RunCommand(Bounded("ckpt verify " + run));
+    EXPECT_EQ(verify.exit_code, 1) << what << verify.output;
+    const auto resume = RunCommand(Bounded(train + " --steps 4"));
+    EXPECT_NE(resume.exit_code, 0) << what << resume.output;
+    EXPECT_NE(resume.output.find(name), std::string::npos) << what << resume.output;
+    const auto translate = RunCommand(
+        "echo hello | " + Bounded("translate --ckpt " + run + " --src-lang en --tgt-lang de"));
+    EXPECT_NE(translate.exit_code, 0) << what << translate.output;
+    EXPECT_NE(translate.output.find(name), std::string::npos) << what << translate.output;
+    FlipBit(file, bit);
+  }
+  const auto intact = RunCommand(Bounded("ckpt verify " + run));
+  EXPECT_EQ(intact.exit_code, 0) << intact.output;
+  EXPECT_FALSE(fs::exists(run + "/step_4"));  // no refused resume trained on
+  fs::remove_all(run);
+}
+
+}  // namespace
+}  // namespace pipetrain
