@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -87,6 +88,41 @@ std::vector<std::string> Positional(const std::vector<char*>& argv) {
   return positional;
 }
 
+// The shape of a TSV line, for messages about a file with none usable.
+constexpr char kTsvShape[] =
+    "expected UTF-8 lines \"src_lang<TAB>tgt_lang<TAB>source<TAB>target\" with language codes "
+    "such as en or pt_BR";
+
+// An input file must be a regular file: a FIFO would block the read until
+// someone writes to it, and a device such as /dev/zero would be read without
+// end.
+absl::Status CheckInputFile(const char* flag, const std::string& path) {
+  std::error_code error;
+  const std::filesystem::file_status status = std::filesystem::status(path, error);
+  if (error || !std::filesystem::exists(status)) {
+    return absl::NotFoundError(absl::StrCat(flag, ": cannot open ", path, ": no such file"));
+  }
+  if (!std::filesystem::is_regular_file(status)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        flag, " ", path, " is not a regular file (",
+        std::filesystem::is_directory(status) ? "a directory" : "a FIFO, socket or device",
+        "); pass the file itself"));
+  }
+  return absl::OkStatus();
+}
+
+// A text input that gave no pair: say why, from its counters.
+absl::Status NoPairsFrom(const std::string& input, const TsvSummary& t) {
+  if (t.lines == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(input, " is empty: no sentence pair to build a corpus from; ", kTsvShape));
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      input, " gave no sentence pair: of its ", t.lines, " lines ", t.malformed,
+      " are malformed (the first are listed above with file:line) and ", t.filtered,
+      " were dropped by the text filters (empty, too long, or not text); ", kTsvShape));
+}
+
 absl::Status Build() {
   const std::string out = absl::GetFlag(FLAGS_out);
   const std::string gettext = absl::GetFlag(FLAGS_from_gettext);
@@ -113,25 +149,62 @@ absl::Status Build() {
   if (!gettext.empty()) {
     PT_ASSIGN_OR_RETURN(const GettextSummary g,
                         AddGettextTree(gettext, GettextOptions{}, &builder));
+    if (g.catalogs == 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--from_gettext ", gettext, ": none of its ", g.catalogs_failed,
+          " catalogs could be read (each is named above: unreadable, not a .mo file, or in an "
+          "unknown charset); point --from_gettext at a locale tree such as /usr/share/locale"));
+    }
+    if (g.translations == 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--from_gettext ", gettext, ": its ", g.catalogs, " catalogs in ", g.locales,
+          " locales (", g.locales_skipped,
+          " skipped: not a language code, or English) hold no usable translation; point "
+          "--from_gettext at a locale tree with translated catalogs, such as /usr/share/locale"));
+    }
     read.push_back(absl::StrCat("locales=", g.locales, " (skipped ", g.locales_skipped,
                                 ") catalogs=", g.catalogs, " (failed ", g.catalogs_failed,
                                 ") translations=", g.entries, " (kept ", g.translations, ")"));
   }
   int64_t malformed = 0;
   if (!tsv.empty()) {
-    PT_ASSIGN_OR_RETURN(const TsvSummary t, AddTsvFile(tsv, TsvOptions{}, &builder));
+    PT_RETURN_IF_ERROR(CheckInputFile("--from_tsv", tsv));
+    absl::StatusOr<TsvSummary> read_tsv = AddTsvFile(tsv, TsvOptions{}, &builder);
+    if (!read_tsv.ok()) {
+      return absl::Status(read_tsv.status().code(),
+                          absl::StrCat("--from_tsv ", tsv, ": ", read_tsv.status().message()));
+    }
+    const TsvSummary& t = *read_tsv;
+    if (t.pairs == 0) return NoPairsFrom(absl::StrCat("--from_tsv ", tsv), t);
     read.push_back(absl::StrCat("tsv_lines=", t.lines, " pairs=", t.pairs,
                                 " malformed=", t.malformed, " filtered=", t.filtered));
     malformed += t.malformed;
   }
   if (parallel) {
+    PT_RETURN_IF_ERROR(CheckInputFile("--src", src));
+    PT_RETURN_IF_ERROR(CheckInputFile("--tgt", tgt));
     PT_ASSIGN_OR_RETURN(const TsvSummary t,
                         AddParallelFiles(src, tgt, src_lang, tgt_lang, TsvOptions{}, &builder));
+    if (t.pairs == 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--src ", src, " and --tgt ", tgt, " gave no sentence pair: of their ", t.lines,
+          " lines ", t.malformed, " are malformed (listed above) and ", t.filtered,
+          " were dropped by the text filters; expected one UTF-8 sentence a line, line i of "
+          "--tgt translating line i of --src"));
+    }
     read.push_back(absl::StrCat("parallel_lines=", t.lines, " pairs=", t.pairs,
                                 " malformed=", t.malformed, " filtered=", t.filtered));
     malformed += t.malformed;
   }
   PT_ASSIGN_OR_RETURN(const CorpusSummary s, builder.Build());
+  // Nothing is written for a corpus without a direction: `data vocab` and
+  // training would only fail later, further from the cause.
+  if (s.directions == 0 || s.pairs[0] == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "no direction has --min_pairs=", options.min_pairs,
+        " distinct train pairs, so the corpus would be empty (read: ", absl::StrJoin(read, "; "),
+        "); nothing was written to ", out, ". Lower --min_pairs or give more data"));
+  }
   PT_RETURN_IF_ERROR(builder.Write(out));
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

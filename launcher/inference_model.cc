@@ -5,7 +5,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/config/spec_loader.h"
 #include "core/status_macros.h"
+#include "launcher/model_memory.h"
+#include "launcher/run_spec_checks.h"
 #include "launcher/trainer/corpus_preparation.h"
 #include "models/checkpoint.h"
 
@@ -21,6 +24,12 @@ absl::StatusOr<InferenceModel> LoadInferenceModel(const std::string& ckpt,
   loaded.spec = reader.manifest().spec();
   loaded.step = reader.step();
   loaded.checkpoint_dir = reader.step_dir();
+  // The checkpoint's spec sizes every buffer below: bound its fields and
+  // the model's memory before building it, as train does for a spec file.
+  const std::string what = absl::StrCat("the model of ", loaded.checkpoint_dir);
+  PT_RETURN_IF_ERROR(ValidateModelSpec(
+      loaded.spec.model(), absl::StrCat(loaded.checkpoint_dir, " (its spec)"), RunSpecChecks()));
+  PT_RETURN_IF_ERROR(CheckModelFitsHostMemory(loaded.spec, ModelUse::kInference, what));
   PT_ASSIGN_OR_RETURN(loaded.model,
                       TransformerModel::Create(loaded.spec.model(), DType::kF32, /*seed=*/0));
   PT_RETURN_IF_ERROR(LoadParameterStore(reader, &loaded.model->params(), nullptr, nullptr));

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/status_macros.h"
 #include "core/util/log.h"
+#include "launcher/model_memory.h"
 #include "launcher/run_spec_checks.h"
 #include "launcher/trainer/training_run.h"
 
@@ -43,6 +44,9 @@ absl::Status RunTrainCommand(const std::vector<std::string>& overrides_in) {
   // The resolved spec (file, --config, --set and defaults together), so a log
   // says exactly what ran.
   LogInfo("train", "resolved spec: %s", spec.ShortDebugString());
+  // Before the trainer allocates a parameter: a model too large for this
+  // host is refused with its size, not aborted by the allocator.
+  PT_RETURN_IF_ERROR(CheckModelFitsHostMemory(spec, ModelUse::kTraining));
   return RunTraining(spec, TrainingOutputs{.metrics_path = absl::GetFlag(FLAGS_metrics),
                                            .save_params_path = absl::GetFlag(FLAGS_save_params)});
 }

@@ -29,11 +29,10 @@ ParamId ParameterStore::Add(std::string name, Shape shape, InitRule init) {
     std::fprintf(stderr, "pipetrain: parameter %s added after Finalize\n", name.c_str());
     std::abort();
   }
-  for (const ParameterInfo& info : infos_) {
-    if (info.name == name) {
-      std::fprintf(stderr, "pipetrain: duplicate parameter name %s\n", name.c_str());
-      std::abort();
-    }
+  const ParamId id = static_cast<ParamId>(infos_.size());
+  if (!index_.emplace(name, id).second) {
+    std::fprintf(stderr, "pipetrain: duplicate parameter name %s\n", name.c_str());
+    std::abort();
   }
   // On the GPU every parameter starts on a 16-byte boundary of its bf16 copy
   // (32 bytes of the f32 masters): cuBLASLt's fast kernels and its fused bias
@@ -43,7 +42,7 @@ ParamId ParameterStore::Add(std::string name, Shape shape, InitRule init) {
   ParameterInfo info{std::move(name), std::move(shape), total_, init};
   total_ += NumElements(info.shape);
   infos_.push_back(std::move(info));
-  return static_cast<ParamId>(infos_.size() - 1);
+  return id;
 }
 
 void ParameterStore::Finalize() {

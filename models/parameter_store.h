@@ -9,7 +9,10 @@
 #define PIPETRAIN_MODELS_PARAMETER_STORE_H_
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "core/tensor.h"
@@ -50,7 +53,10 @@ class ParameterStore {
   ParameterStore(const ParameterStore&) = delete;
   ParameterStore& operator=(const ParameterStore&) = delete;
 
-  // Registration; only before Finalize(). Names must be unique.
+  // Registration; only before Finalize(). Names must be unique. Constant
+  // time per parameter (a name index, not a scan of the names so far), so a
+  // model of L layers registers in O(L): a scan made 2000 + 2000 layers
+  // take 17 s and 65,536 layers minutes.
   ParamId Add(std::string name, Shape shape, InitRule init);
   // Allocates the flat parameter and gradient buffers (gradients zeroed).
   void Finalize();
@@ -78,12 +84,30 @@ class ParameterStore {
   Device device() const { return device_; }
   int64_t total_elements() const { return total_; }
   const std::vector<ParameterInfo>& infos() const { return infos_; }
+  // How many times registration compared two parameter names for equality,
+  // all Add() calls together. A test watches it to keep registration linear
+  // in the number of parameters (about one comparison per Add, where a scan
+  // of the names so far makes n²/2) without timing anything.
+  int64_t name_comparisons() const { return *name_comparisons_; }
 
  private:
+  // Name equality that counts its calls into name_comparisons().
+  struct CountingEqual {
+    int64_t* count;
+    bool operator()(const std::string& a, const std::string& b) const {
+      ++*count;
+      return a == b;
+    }
+  };
+
   DType dtype_;
   DType compute_dtype_;
   Device device_;
   std::vector<ParameterInfo> infos_;
+  // Heap-held so the index's comparator keeps pointing at it.
+  std::unique_ptr<int64_t> name_comparisons_ = std::make_unique<int64_t>(0);
+  std::unordered_map<std::string, ParamId, std::hash<std::string>, CountingEqual> index_{
+      0, std::hash<std::string>(), CountingEqual{name_comparisons_.get()}};
   int64_t total_ = 0;
   Tensor params_;
   Tensor grads_;

@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/config/spec_bounds.h"
 #include "core/config/spec_fields.h"
 
 namespace pipetrain {
@@ -70,8 +71,9 @@ void CheckAlphaBeta(const ModelSpec& m, SpecProblems& p) {
                 ? "DEEPNORM (the only norm with an init gain beta)"
                 : "DEEPNORM, FOUNDATION_LN or UPSCALE_LN (the norms with a residual scale alpha)",
             "; its layers use ", NormsText(norms), ". Remove it or change the norm");
-    } else if (!(c.value > 0) || !std::isfinite(c.value)) {
-      p.Add(field, " must be a finite number > 0");
+    } else if (!(c.value > 0) || !(c.value <= spec_bounds::kMaxNormConstant)) {
+      p.Add(field, " must be a finite number > 0 and <= ", spec_bounds::kMaxNormConstant,
+            "; leave it unset for the value derived from the depth");
     }
   }
 }
@@ -95,6 +97,9 @@ void CheckBranchNorm(const ModelSpec& m, SpecProblems& p) {
     p.Add("model.branch_norm.max_norm_step=", b.max_norm_step(),
           " must be > 0 when BRANCHNORM is used: it is the step at which the branch rescaling "
           "ends");
+  } else if (b.max_norm_step() > spec_bounds::kMaxSteps) {
+    p.Add("model.branch_norm.max_norm_step=", b.max_norm_step(), " is above the limit of ",
+          spec_bounds::kMaxSteps, "; choose a step the run can reach");
   }
   if (b.shape() == NORMALIZED_POWER) {
     if (b.start_scale() != 0) {
@@ -108,6 +113,14 @@ void CheckBranchNorm(const ModelSpec& m, SpecProblems& p) {
 }
 
 void CheckOverrides(const ModelSpec& m, SpecProblems& p) {
+  // Every layer's norm is looked up through all overrides (NormForLayer), so
+  // their number multiplies the cost of building a deep model; one line per
+  // broken override would also flood the report.
+  if (m.norm_override_size() > spec_bounds::kMaxNormOverrides) {
+    p.Add("model.norm_override has ", m.norm_override_size(), " entries, above the limit of ",
+          spec_bounds::kMaxNormOverrides, "; merge adjacent ranges with the same norm");
+    return;
+  }
   for (int i = 0; i < m.norm_override_size(); ++i) {
     const NormOverride& o = m.norm_override(i);
     const std::string at = absl::StrCat("model.norm_override[", i, "]");

@@ -2,7 +2,9 @@
 // into the one resolved, validated RunSpec a run uses.
 #include "core/config/spec_loader.h"
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -89,8 +91,11 @@ void ApplyDefaults(RunSpec* spec) {
     if (c.temperature() == 0) c.set_temperature(5);
     if (c.max_length() == 0) {
       // A decoder-only model reads source, <s> and target as one sequence.
-      const int positions = spec->model().max_positions();
-      c.set_max_length(m.kind() == DECODER_ONLY ? (positions - 1) / 2 : positions - 2);
+      // In int64: validation reports a max_positions near INT32_MIN, but
+      // this runs before it and must not overflow on the way.
+      const int64_t positions = spec->model().max_positions();
+      const int64_t length = m.kind() == DECODER_ONLY ? (positions - 1) / 2 : positions - 2;
+      c.set_max_length(static_cast<int32_t>(std::max<int64_t>(length, INT32_MIN)));
     }
     if (c.vocab_sentences() == 0) c.set_vocab_sentences(300000);
     Validation& v = *t.mutable_validation();

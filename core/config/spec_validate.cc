@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "core/config/spec_bounds.h"
 #include "core/config/spec_fields.h"
 #include "core/config/spec_loader.h"
 #include "core/config/spec_problems.h"
@@ -24,6 +25,12 @@ using spec_fields::NormName;
 using spec_fields::StackName;
 
 bool InUnit(double x) { return x >= 0 && x < 1; }  // false for NaN too
+
+// The upper bound of a size field (spec_bounds.h). Values arrive as int64, so
+// a caller's sum (max_length + 2) cannot overflow before it is compared.
+void AtMost(SpecProblems& p, const char* field, int64_t value, int64_t limit, const char* advice) {
+  if (value > limit) p.Add(field, "=", value, " is above the limit of ", limit, "; ", advice);
+}
 
 void CheckLayers(const ModelSpec& m, SpecProblems& p) {
   const int enc = m.encoder_layers();
@@ -62,14 +69,22 @@ void CheckModel(const ModelSpec& m, SpecProblems& p) {
     p.Add("model.vocab_size=", m.vocab_size(),
           " must be > 4 (ids 0..3 are <pad>, <s>, </s>, <unk>)");
   }
+  AtMost(p, "model.vocab_size", m.vocab_size(), spec_bounds::kMaxVocabSize,
+         "use a smaller vocabulary (data vocab --vocab_size)");
   if (m.d_model() <= 0) p.Add("model.d_model=", m.d_model(), " must be > 0");
+  AtMost(p, "model.d_model", m.d_model(), spec_bounds::kMaxDModel, "lower d_model");
   if (m.ffn_dim() <= 0) p.Add("model.ffn_dim=", m.ffn_dim(), " must be > 0");
+  AtMost(p, "model.ffn_dim", m.ffn_dim(), spec_bounds::kMaxFfnDim, "lower ffn_dim");
   if (m.heads() <= 0) p.Add("model.heads=", m.heads(), " must be > 0");
   if (m.d_model() > 0 && m.heads() > 0 && m.d_model() % m.heads() != 0) {
     p.Add("model.d_model=", m.d_model(), " is not divisible by model.heads=", m.heads(),
           "; choose d_model a multiple of heads");
   }
   CheckLayers(m, p);
+  AtMost(p, "model.encoder_layers", m.encoder_layers(), spec_bounds::kMaxLayersPerStack,
+         "use fewer encoder layers");
+  AtMost(p, "model.decoder_layers", m.decoder_layers(), spec_bounds::kMaxLayersPerStack,
+         "use fewer decoder layers");
   if (m.activation() != GELU && m.activation() != RELU) {
     p.Add("model.activation=", static_cast<int>(m.activation()), " is not GELU or RELU");
   }
@@ -85,8 +100,11 @@ void CheckModel(const ModelSpec& m, SpecProblems& p) {
   if (m.max_positions() <= 0) {
     p.Add("model.max_positions=", m.max_positions(), " must be > 0 (0 means 1024)");
   }
-  if (!(m.layer_norm_eps() > 0) || !std::isfinite(m.layer_norm_eps())) {
-    p.Add("model.layer_norm_eps=", m.layer_norm_eps(), " must be > 0 (0 means 1e-5)");
+  AtMost(p, "model.max_positions", m.max_positions(), spec_bounds::kMaxPositions,
+         "lower max_positions (the longest sequence, <s> and </s> included)");
+  if (!(m.layer_norm_eps() > 0) || !(m.layer_norm_eps() <= spec_bounds::kMaxLayerNormEps)) {
+    p.Add("model.layer_norm_eps=", m.layer_norm_eps(), " must be in (0, ",
+          spec_bounds::kMaxLayerNormEps, "] (0 means 1e-5)");
   }
 }
 
@@ -105,19 +123,22 @@ void CheckCorpus(const TrainConfig& t, const ModelSpec& m, SpecProblems& p) {
         "train.corpus needs a model that generates text: model.kind is ENCODER_ONLY; use "
         "ENCODER_DECODER or DECODER_ONLY");
   }
-  if (!(c.temperature() > 0) || !std::isfinite(c.temperature())) {
-    p.Add("train.corpus.temperature=", c.temperature(), " must be > 0 (5 when unset)");
+  if (!(c.temperature() >= spec_bounds::kMinCorpusTemperature) || !std::isfinite(c.temperature())) {
+    p.Add("train.corpus.temperature=", c.temperature(),
+          " must be a finite number >= ", spec_bounds::kMinCorpusTemperature,
+          " (5 when unset); below it pairs^(1/T) overflows, and T near 0 already samples only "
+          "the largest directions");
   }
   if (c.min_pairs() < 1) p.Add("train.corpus.min_pairs=", c.min_pairs(), " must be >= 1");
   if (c.max_length() < 1) {
     p.Add("train.corpus.max_length=", c.max_length(), " must be >= 1");
   } else if (m.kind() == DECODER_ONLY && m.max_positions() > 0 &&
-             2 * c.max_length() + 1 > m.max_positions()) {
+             2 * int64_t{c.max_length()} + 1 > m.max_positions()) {
     p.Add("train.corpus.max_length=", c.max_length(),
           ": a decoder-only model reads source, <s> and target as one sequence, and 2 x ",
           c.max_length(), " + 1 exceeds model.max_positions=", m.max_positions(),
           "; lower max_length or raise max_positions");
-  } else if (m.max_positions() > 0 && c.max_length() + 2 > m.max_positions()) {
+  } else if (m.max_positions() > 0 && int64_t{c.max_length()} + 2 > m.max_positions()) {
     p.Add("train.corpus.max_length=", c.max_length(),
           " + 2 (<s>, </s>) exceeds model.max_positions=", m.max_positions(),
           "; lower max_length or raise max_positions");
@@ -126,6 +147,8 @@ void CheckCorpus(const TrainConfig& t, const ModelSpec& m, SpecProblems& p) {
     p.Add("train.corpus.vocab_sentences=", c.vocab_sentences(),
           " is too few to train a vocabulary; use >= 1000 (300000 when unset)");
   }
+  AtMost(p, "train.corpus.vocab_sentences", c.vocab_sentences(), spec_bounds::kMaxVocabSentences,
+         "the vocabulary's sample is held in memory; a few million sentences are plenty");
   std::set<std::string> languages;
   for (const std::string& code : c.languages()) {
     if (code.empty() || code.find_first_of(" \t-,") != std::string::npos) {
@@ -153,13 +176,25 @@ void CheckCorpus(const TrainConfig& t, const ModelSpec& m, SpecProblems& p) {
     }
   }
   if (v.sentences() < 1) p.Add("train.validation.sentences=", v.sentences(), " must be >= 1");
+  AtMost(p, "train.validation.sentences", v.sentences(), spec_bounds::kMaxValidationSentences,
+         "decode fewer dev sentences per direction");
   if (v.loss_sentences() < 1) {
     p.Add("train.validation.loss_sentences=", v.loss_sentences(), " must be >= 1");
   }
+  AtMost(p, "train.validation.loss_sentences", v.loss_sentences(),
+         spec_bounds::kMaxValidationSentences, "score fewer dev pairs per direction");
   if (v.beam_size() < 1) p.Add("train.validation.beam_size=", v.beam_size(), " must be >= 1");
-  if (!(v.length_penalty() >= 0)) {
-    p.Add("train.validation.length_penalty=", v.length_penalty(), " must be >= 0");
+  AtMost(p, "train.validation.beam_size", v.beam_size(), spec_bounds::kMaxBeamSize,
+         "use a smaller beam (4 to 8 is usual)");
+  if (!(v.length_penalty() >= 0 && v.length_penalty() <= spec_bounds::kMaxLengthPenalty)) {
+    p.Add("train.validation.length_penalty=", v.length_penalty(), " must be in [0, ",
+          spec_bounds::kMaxLengthPenalty, "]");
   }
+  if (v.sample_per_group() < 0) {
+    p.Add("train.validation.sample_per_group=", v.sample_per_group(), " must be >= 0 (0: off)");
+  }
+  AtMost(p, "train.validation.sample_per_group", v.sample_per_group(),
+         spec_bounds::kMaxSamplePerGroup, "sample fewer directions per group");
 }
 
 void CheckTrain(const TrainConfig& t, const ModelSpec& m, bool has_train, SpecProblems& p) {
@@ -172,10 +207,15 @@ void CheckTrain(const TrainConfig& t, const ModelSpec& m, bool has_train, SpecPr
     p.Add("train.lr=", t.lr(), " must be > 0 (the peak learning rate)");
   }
   if (t.steps() <= 0) p.Add("train.steps=", t.steps(), " must be > 0");
+  AtMost(p, "train.steps", t.steps(), spec_bounds::kMaxSteps, "run fewer steps");
   if (t.tokens_per_batch() <= 0) {
     p.Add("train.tokens_per_batch=", t.tokens_per_batch(), " must be > 0");
   }
+  AtMost(p, "train.tokens_per_batch", t.tokens_per_batch(), spec_bounds::kMaxTokensPerBatch,
+         "use a smaller batch, or more data-parallel replicas");
   if (t.microbatches() < 1) p.Add("train.microbatches=", t.microbatches(), " must be >= 1");
+  AtMost(p, "train.microbatches", t.microbatches(), spec_bounds::kMaxMicrobatches,
+         "use fewer, larger micro-batches");
   if (!LrSchedule_IsValid(t.lr_schedule())) {
     p.Add("train.lr_schedule=", static_cast<int>(t.lr_schedule()),
           " is not INVERSE_SQRT, COSINE or CONSTANT");
@@ -186,13 +226,16 @@ void CheckTrain(const TrainConfig& t, const ModelSpec& m, bool has_train, SpecPr
   if (!InUnit(t.adamw().beta2())) {
     p.Add("train.adamw.beta2=", t.adamw().beta2(), " must be in [0, 1)");
   }
-  if (!(t.adamw().epsilon() > 0)) {
-    p.Add("train.adamw.epsilon=", t.adamw().epsilon(), " must be > 0");
+  // Scale-free float fields size nothing, so their bound is being finite.
+  if (!(t.adamw().epsilon() > 0) || !std::isfinite(t.adamw().epsilon())) {
+    p.Add("train.adamw.epsilon=", t.adamw().epsilon(), " must be > 0 and finite");
   }
-  if (!(t.adamw().weight_decay() >= 0)) {
-    p.Add("train.adamw.weight_decay=", t.adamw().weight_decay(), " must be >= 0");
+  if (!(t.adamw().weight_decay() >= 0) || !std::isfinite(t.adamw().weight_decay())) {
+    p.Add("train.adamw.weight_decay=", t.adamw().weight_decay(), " must be >= 0 and finite");
   }
-  if (!(t.clip_norm() >= 0)) p.Add("train.clip_norm=", t.clip_norm(), " must be >= 0 (0 disables)");
+  if (!(t.clip_norm() >= 0) || !std::isfinite(t.clip_norm())) {
+    p.Add("train.clip_norm=", t.clip_norm(), " must be >= 0 and finite (0 disables)");
+  }
   if (t.warmup_steps() < 0) p.Add("train.warmup_steps=", t.warmup_steps(), " must be >= 0");
   if (!(t.min_lr() >= 0 && t.min_lr() <= t.lr())) {
     p.Add("train.min_lr=", t.min_lr(), " must be in [0, train.lr=", t.lr(), "]");
@@ -220,7 +263,7 @@ void CheckTrain(const TrainConfig& t, const ModelSpec& m, bool has_train, SpecPr
           " must be in [0, model.vocab_size - 4 = ", m.vocab_size() - 4,
           "] (0 means every non-special id)");
   }
-  if (m.max_positions() > 0 && m.max_positions() < s.max_length() + 2) {
+  if (m.max_positions() > 0 && m.max_positions() < int64_t{s.max_length()} + 2) {
     p.Add("model.max_positions=", m.max_positions(),
           " is shorter than train.synthetic.max_length=", s.max_length(),
           " + 2 (<s> and </s>); raise max_positions or lower max_length");
@@ -245,6 +288,8 @@ void CheckTrain(const TrainConfig& t, const ModelSpec& m, bool has_train, SpecPr
   if (t.keep_checkpoints() < 1) {
     p.Add("train.keep_checkpoints=", t.keep_checkpoints(), " must be >= 1 (3 when unset)");
   }
+  AtMost(p, "train.keep_checkpoints", t.keep_checkpoints(), spec_bounds::kMaxKeepCheckpoints,
+         "keep fewer checkpoints");
   CheckCorpus(t, m, p);
 }
 
