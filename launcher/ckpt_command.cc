@@ -154,9 +154,10 @@ absl::Status CheckExportTarget(const CheckpointReader& reader, const std::string
     struct stat st {};
     if (::stat(file.c_str(), &st) == 0 && st.st_dev == target.st_dev &&
         st.st_ino == target.st_ino) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--out ", out, " is ", file, ", which the export reads: writing it would destroy it; "
-          "give another path"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--out ", out, " is ", file,
+                       ", which the export reads: writing it would destroy it; "
+                       "give another path"));
     }
   }
   return absl::OkStatus();
@@ -331,9 +332,10 @@ absl::Status RunCkptCommand(const std::vector<std::string>& args) {
         spec_path.empty() ? std::vector<std::string>{}
                           : CheckpointSpecProblems(reader, spec.model(), spec_path);
     if (!misfits.empty()) {
-      std::string text = absl::StrCat("checkpoint ", reader.step_dir(), " does not fit ",
-                                      spec_path, " (", misfits.size(), " problems):");
-      for (size_t i = 0; i < misfits.size() && i < 20; ++i) absl::StrAppend(&text, "\n  ", misfits[i]);
+      std::string text = absl::StrCat("checkpoint ", reader.step_dir(), " does not fit ", spec_path,
+                                      " (", misfits.size(), " problems):");
+      for (size_t i = 0; i < misfits.size() && i < 20; ++i)
+        absl::StrAppend(&text, "\n  ", misfits[i]);
       if (misfits.size() > 20) absl::StrAppend(&text, "\n  ... and ", misfits.size() - 20, " more");
       if (!summary.ok()) absl::StrAppend(&text, "\n", summary.status().message());
       return absl::DataLossError(text);

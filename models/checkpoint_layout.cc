@@ -107,9 +107,9 @@ absl::StatusOr<int> OpenCheckpointFile(const std::string& dir, const std::string
     const fs::path base = fs::canonical(dir, base_error);
     const fs::path rel = target.lexically_relative(base);
     if (target_error || base_error || rel.empty() || *rel.begin() == "..") {
-      return absl::DataLossError(absl::StrCat(
-          path, " is a symbolic link that leads out of the checkpoint directory ", dir,
-          "; a checkpoint holds only its own files: replace the link with the file"));
+      return absl::DataLossError(
+          absl::StrCat(path, " is a symbolic link that leads out of the checkpoint directory ", dir,
+                       "; a checkpoint holds only its own files: replace the link with the file"));
     }
   }
   // O_NONBLOCK: opening a FIFO must not wait for a writer. Regular files
@@ -122,8 +122,9 @@ absl::StatusOr<int> OpenCheckpointFile(const std::string& dir, const std::string
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     ::close(fd);
     return absl::DataLossError(absl::StrCat(
-        path, " is not a regular file (a FIFO, device, socket or directory); a checkpoint holds "
-              "only regular files: replace it with the file the manifest lists"));
+        path,
+        " is not a regular file (a FIFO, device, socket or directory); a checkpoint holds "
+        "only regular files: replace it with the file the manifest lists"));
   }
   *size = static_cast<int64_t>(st.st_size);
   return fd;
@@ -136,8 +137,8 @@ absl::StatusOr<std::string> ReadCheckpointFile(const std::string& dir, const std
   const std::string path = JoinPath(dir, name);
   if (size > max_bytes) {
     ::close(fd);
-    return absl::DataLossError(absl::StrCat(path, " is ", size, " bytes, more than the ",
-                                            max_bytes, " such a file can be: it is not one"));
+    return absl::DataLossError(absl::StrCat(path, " is ", size, " bytes, more than the ", max_bytes,
+                                            " such a file can be: it is not one"));
   }
   std::string contents(static_cast<size_t>(size), '\0');
   size_t done = 0;
@@ -147,8 +148,8 @@ absl::StatusOr<std::string> ReadCheckpointFile(const std::string& dir, const std
     if (n <= 0) {
       const int err = n < 0 ? errno : 0;
       ::close(fd);
-      return absl::DataLossError(absl::StrCat("cannot read ", path, ": ",
-                                              n < 0 ? std::strerror(err) : "it shrank"));
+      return absl::DataLossError(
+          absl::StrCat("cannot read ", path, ": ", n < 0 ? std::strerror(err) : "it shrank"));
     }
     done += static_cast<size_t>(n);
   }

@@ -17,10 +17,10 @@
 
 namespace pipetrain::checkpoint_layout {
 
-inline constexpr char kLatest[] = "latest";         // RUN_DIR/latest names the step directory
-inline constexpr char kManifest[] = "manifest.pb";  // in every complete step directory
+inline constexpr char kLatest[] = "latest";              // RUN_DIR/latest names the step directory
+inline constexpr char kManifest[] = "manifest.pb";       // in every complete step directory
 inline constexpr char kManifestText[] = "manifest.txt";  // the manifest as text, for people
-inline constexpr char kTmpSuffix[] = ".tmp";        // step_<N>.tmp while being written
+inline constexpr char kTmpSuffix[] = ".tmp";             // step_<N>.tmp while being written
 inline constexpr size_t kMaxListedProblems = 20;
 
 std::string JoinPath(const std::string& dir, const std::string& name);

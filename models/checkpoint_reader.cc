@@ -105,8 +105,8 @@ absl::StatusOr<CheckpointReader> CheckpointReader::Open(const std::string& path)
   if (sealed && sealed_crc != computed_crc) {
     return absl::DataLossError(absl::StrCat(
         manifest_path, " has CRC-32C ", Crc32cHex(computed_crc), ", its last field says ",
-        Crc32cHex(sealed_crc), ": the manifest is corrupted and none of its fields can be trusted; ",
-        kDamagedAdvice));
+        Crc32cHex(sealed_crc),
+        ": the manifest is corrupted and none of its fields can be trusted; ", kDamagedAdvice));
   }
   CheckpointManifest& m = reader.manifest_;
   if (!m.ParseFromString(bytes)) {
@@ -146,9 +146,9 @@ absl::StatusOr<CheckpointReader> CheckpointReader::Open(const std::string& path)
     }
     const uint32_t text_crc = Crc32c(text->data(), text->size());
     if (text_crc != m.text_crc32c()) {
-      return absl::DataLossError(absl::StrCat(
-          text_path, " has CRC-32C ", Crc32cHex(text_crc), ", ", kManifest, " says ",
-          Crc32cHex(m.text_crc32c()), ": the file is corrupted; ", kDamagedAdvice));
+      return absl::DataLossError(absl::StrCat(text_path, " has CRC-32C ", Crc32cHex(text_crc), ", ",
+                                              kManifest, " says ", Crc32cHex(m.text_crc32c()),
+                                              ": the file is corrupted; ", kDamagedAdvice));
     }
   }
   const int64_t dir_step = ParseStepDirName(expected_name);
@@ -185,10 +185,10 @@ absl::StatusOr<CheckpointReader> CheckpointReader::Open(const std::string& path)
     int64_t elements = 1, expected_bytes = 0, end = 0;
     bool shape_ok = true;
     for (const int64_t d : t.shape()) shape_ok = shape_ok && CheckedMul(elements, d, &elements);
-    const bool bytes_ok = shape_ok && dtype.ok() &&
-                          CheckedMul(elements, static_cast<int64_t>(DTypeSize(*dtype)),
-                                     &expected_bytes) &&
-                          expected_bytes == t.bytes();
+    const bool bytes_ok =
+        shape_ok && dtype.ok() &&
+        CheckedMul(elements, static_cast<int64_t>(DTypeSize(*dtype)), &expected_bytes) &&
+        expected_bytes == t.bytes();
     if (t.role() != PARAM && t.role() != ADAM_M && t.role() != ADAM_V) {
       problems.push_back(absl::StrCat(t.name(), ": unknown role ", static_cast<int>(t.role())));
     } else if (file == reader.files_.end()) {
@@ -233,9 +233,8 @@ absl::Status CheckpointReader::VerifyFile(const std::string& file) const {
   int64_t real_size = 0;
   auto opened = OpenCheckpointFile(dir_, file, &real_size);
   if (!opened.ok()) {
-    return absl::DataLossError(absl::StrCat(opened.status().message(),
-                                            " (the manifest lists it with ", entry.size(),
-                                            " bytes)"));
+    return absl::DataLossError(absl::StrCat(
+        opened.status().message(), " (the manifest lists it with ", entry.size(), " bytes)"));
   }
   const int fd = *opened;
   if (real_size != entry.size()) {
@@ -462,9 +461,9 @@ absl::StatusOr<VerifySummary> VerifyCheckpoint(const CheckpointReader& reader) {
   }
   // Complete and of the right shapes for the spec it records: a manifest
   // whose tensor entries were deleted has nothing left to fail a CRC.
-  for (std::string& problem :
-       CheckpointSpecProblems(reader, m.spec().model(),
-                              absl::StrCat("the spec in ", JoinPath(reader.step_dir(), kManifest)))) {
+  for (std::string& problem : CheckpointSpecProblems(
+           reader, m.spec().model(),
+           absl::StrCat("the spec in ", JoinPath(reader.step_dir(), kManifest)))) {
     problems.push_back(std::move(problem));
   }
   if (!names_with[ADAM_M].empty() || !names_with[ADAM_V].empty()) {

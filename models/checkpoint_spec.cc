@@ -88,8 +88,8 @@ std::vector<std::string> CheckpointSpecProblems(const CheckpointReader& reader,
   }
   for (const CheckpointTensor& t : reader.manifest().tensors()) {
     if (!expected->count(t.name())) {
-      problems.push_back(absl::StrCat(checkpoint_layout::Describe(t), " is not a parameter of ",
-                                      source));
+      problems.push_back(
+          absl::StrCat(checkpoint_layout::Describe(t), " is not a parameter of ", source));
     }
   }
   return problems;

@@ -48,7 +48,8 @@ class CheckpointIntegrityTest : public ::testing::Test {
  protected:
   void SetUp() override {
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = (fs::path(::testing::TempDir()) / absl::StrCat("ckpt_integrity_", info->name())).string();
+    dir_ =
+        (fs::path(::testing::TempDir()) / absl::StrCat("ckpt_integrity_", info->name())).string();
     fs::remove_all(dir_);
     auto spec = LoadRunSpec(std::string(PIPETRAIN_SOURCE_DIR) + "/configs/tiny.pbtxt", "", {});
     ASSERT_TRUE(spec.ok()) << spec.status();
@@ -161,7 +162,8 @@ TEST_F(CheckpointIntegrityTest, HundredRandomBitFlipsAnywhereAreAllCaught) {
     verify_caught += v;
     resume_caught += r;
     translate_caught += t;
-    if (!v || !r || !t) missed.push_back(absl::StrCat(fs::path(file).filename().string(), " bit ", bit));
+    if (!v || !r || !t)
+      missed.push_back(absl::StrCat(fs::path(file).filename().string(), " bit ", bit));
     FlipBit(file, bit);
   }
   EXPECT_EQ(verify_caught, 100) << ::testing::PrintToString(missed);
@@ -203,7 +205,8 @@ TEST_F(CheckpointIntegrityTest, VerifyFailsWhenEveryTensorEntryIsDeleted) {
   CraftManifest([](CheckpointManifest* m) { m->clear_tensors(); });
   const auto r = RunCommand(Bounded("ckpt verify " + dir_));
   EXPECT_EQ(r.exit_code, 1) << r.output;
-  EXPECT_NE(r.output.find("missing decoder.0.cross_attn.k.bias (param), which the spec in"), std::string::npos)
+  EXPECT_NE(r.output.find("missing decoder.0.cross_attn.k.bias (param), which the spec in"),
+            std::string::npos)
       << r.output;
   EXPECT_EQ(r.output.find("ok: "), std::string::npos) << r.output;
 }
@@ -222,9 +225,8 @@ TEST_F(CheckpointIntegrityTest, VerifyFailsWhenOneLayerIsMissing) {
 }
 
 TEST_F(CheckpointIntegrityTest, VerifyAgainstTheRunsSpec) {
-  const auto same =
-      RunCommand(Bounded("ckpt verify " + dir_ + " --spec " + PIPETRAIN_SOURCE_DIR +
-                         "/configs/tiny.pbtxt"));
+  const auto same = RunCommand(
+      Bounded("ckpt verify " + dir_ + " --spec " + PIPETRAIN_SOURCE_DIR + "/configs/tiny.pbtxt"));
   EXPECT_EQ(same.exit_code, 0) << same.output;
   EXPECT_NE(same.output.find("present with its shape"), std::string::npos) << same.output;
   // The same model with a wider FFN: every FFN tensor has another shape.
@@ -236,7 +238,8 @@ TEST_F(CheckpointIntegrityTest, VerifyAgainstTheRunsSpec) {
   EXPECT_EQ(other.exit_code, 1) << other.output;
   EXPECT_NE(other.output.find("does not fit " + spec_path), std::string::npos) << other.output;
   EXPECT_NE(other.output.find("decoder.0.ffn.fc1.weight (param): shape [128,64] in the "
-                              "checkpoint, [256,64] in " + spec_path),
+                              "checkpoint, [256,64] in " +
+                              spec_path),
             std::string::npos)
       << other.output;
 }
@@ -378,8 +381,10 @@ namespace {
 TEST(CheckpointIntegrityCommandTest, FlippedBitsAreRefusedByVerifyResumeAndTranslate) {
   const std::string run = (fs::path(::testing::TempDir()) / "ckpt_integrity_commands").string();
   fs::remove_all(run);
-  const std::string train = "train --spec configs/tiny.pbtxt --set checkpoint_interval=2 "
-                            "--set output_dir=" + run;
+  const std::string train =
+      "train --spec configs/tiny.pbtxt --set checkpoint_interval=2 "
+      "--set output_dir=" +
+      run;
   const auto first = RunCommand(Bounded(train + " --steps 2"));
   ASSERT_EQ(first.exit_code, 0) << first.output;
   const std::string step_dir = run + "/step_2";
