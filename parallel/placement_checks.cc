@@ -71,6 +71,13 @@ void CheckPipeline(const TrainConfig& t, const ModelSpec& m, SpecProblems& p) {
     p.Add("train.microbatches=", microbatches,
           " must be a multiple of train.pipeline.stages=", stages, " for the interleaved schedule");
   }
+  if (stages >= 1 && chunks >= 1 && microbatches >= 1 &&
+      stages * chunks * microbatches > spec_bounds::kMaxScheduleSlots) {
+    p.Add("train.pipeline.stages=", stages, " x chunks=", chunks,
+          " x train.microbatches=", microbatches, " = ", stages * chunks * microbatches,
+          " schedule slots is above the limit of ", spec_bounds::kMaxScheduleSlots,
+          " (every rank holds the whole schedule); use fewer micro-batches or stages");
+  }
   if (stages >= 1 && chunks >= 1 && layers > 0 && stages * chunks > layers) {
     p.Add("train.pipeline.stages=", stages, " x chunks=", chunks, " virtual stages exceed the ",
           layers, " layers of the model; every virtual stage needs at least one layer");

@@ -82,6 +82,10 @@ TEST(SpecBoundsTest, SumsOfFieldsDoNotOverflow) {
                         "pipeline.chunks=1024", "microbatches=65536"}),
               HasSubstr("train.pipeline.stages=65536 x chunks=1024 virtual stages exceed the 4 "
                         "layers"));
+  EXPECT_THAT(Problems({"pipeline.stages=128", "microbatches=65536", "encoder_layers=64",
+                        "decoder_layers=64"}),
+              HasSubstr("train.pipeline.stages=128 x chunks=1 x train.microbatches=65536 = "
+                        "8388608 schedule slots is above the limit of 4194304"));
   EXPECT_THAT(Problems({"microbatches=65536", "data_parallel=65536"}),
               HasSubstr("train.microbatches=65536 x train.data_parallel=65536 = 4294967296 "
                         "micro-batches per step is above the limit of 16777216"));

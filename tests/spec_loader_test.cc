@@ -319,7 +319,7 @@ TEST(SpecValidateTest, CorpusAndValidationRanges) {
                                             "  validation { directions: \"en-pt_BR\" }")
                   .ok());
   EXPECT_THAT(Message(Check("  steps: 10", corpus + "temperature: -1 }")),
-              HasSubstr("train.corpus.temperature=-1 must be > 0"));
+              HasSubstr("train.corpus.temperature=-1 must be a finite number >= 0.05"));
   EXPECT_THAT(Message(Check("  steps: 10", corpus + "max_length: 1023 }")),
               HasSubstr("train.corpus.max_length=1023 + 2 (<s>, </s>) exceeds "
                         "model.max_positions=1024"));

@@ -54,6 +54,10 @@ inline constexpr int64_t kMaxStages = int64_t{1} << 16;
 inline constexpr int64_t kMaxChunks = int64_t{1} << 10;
 inline constexpr int64_t kMaxDataParallel = int64_t{1} << 16;
 inline constexpr int64_t kMaxWorldSize = int64_t{1} << 20;  // stages × data_parallel ranks
+// stages × chunks × microbatches: every rank builds the whole schedule, a
+// few 16-byte actions per (virtual stage, micro-batch), so this caps it
+// near half a GiB.
+inline constexpr int64_t kMaxScheduleSlots = int64_t{1} << 22;
 
 }  // namespace pipetrain::spec_bounds
 
