@@ -20,6 +20,12 @@ namespace {
 
 constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 
+// "1906.5", or three significant digits below 1 GiB ("0.00254").
+std::string GiB(int64_t bytes) {
+  const double gib = static_cast<double>(bytes) / kGiB;
+  return gib >= 1 ? absl::StrFormat("%.1f", gib) : absl::StrFormat("%.3g", gib);
+}
+
 std::string Grouped(int64_t n) {
   const std::string digits = absl::StrCat(n);
   std::string out;
@@ -146,10 +152,9 @@ absl::Status CheckModelFitsHostMemory(const RunSpec& spec, ModelUse use, const s
                                                    need.first_layer, "-", need.last_layer - 1, ", ")
                                     : absl::StrCat(" (all ", need.last_layer, " layers, ");
   return absl::ResourceExhaustedError(absl::StrCat(
-      what, " needs ", absl::StrFormat("%.1f", need.bytes / kGiB), " GiB of host memory", rank,
-      Grouped(need.parameters), " parameters: ", dtype, " weights, gradients",
-      training ? " and AdamW moments" : "", "), but ", absl::StrFormat("%.1f", host->bytes / kGiB),
-      " GiB are available (", host->source,
+      what, " needs ", GiB(need.bytes), " GiB of host memory", rank, Grouped(need.parameters),
+      " parameters: ", dtype, " weights, gradients", training ? " and AdamW moments" : "",
+      "), but ", GiB(host->bytes), " GiB are available (", host->source,
       "); lower model.vocab_size, model.d_model, model.ffn_dim or the layer counts",
       training ? ", or spread the layers over more pipeline stages (train.pipeline.stages)" : "",
       host->source == "PIPETRAIN_HOST_MEMORY_GIB" ? ", or raise PIPETRAIN_HOST_MEMORY_GIB" : ""));

@@ -16,6 +16,7 @@
 #include "launcher/run_spec_checks.h"
 #include "tests/testing/run_binary.h"
 #include "tests/testing/spec_fixture.h"
+#include "tests/testing/temp_dir.h"
 
 namespace pipetrain {
 namespace {
@@ -136,6 +137,24 @@ TEST(ModelMemoryTest, TrainRefusesAModelLargerThanTheHost) {
                               HasSubstr(" GiB of host memory on pipeline rank "
                                         "0 (layers 0-3, "),
                               HasSubstr("but 64.0 GiB are available (PIPETRAIN_HOST_MEMORY_GIB)")));
+}
+
+// `translate` and `eval` load a checkpoint's model through
+// LoadInferenceModel, which checks before it builds the model.
+TEST(ModelMemoryTest, TranslateRefusesACheckpointLargerThanTheHost) {
+  testing::TempDir dir("model_memory_test");
+  const auto trained = testing::RunPipetrain(absl::StrCat(
+      "train --spec configs/tiny.pbtxt --steps 1 --set checkpoint_interval=1 --set output_dir=",
+      dir / "run"));
+  ASSERT_EQ(trained.exit_code, 0) << trained.output;
+  const auto r = testing::RunCommand(absl::StrCat("PIPETRAIN_HOST_MEMORY_GIB=0.0001 timeout 120 ",
+                                                  PIPETRAIN_BINARY, " translate --ckpt ",
+                                                  dir / "run", " < /dev/null 2>&1"));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_THAT(r.output, AllOf(HasSubstr("the model of "), HasSubstr("step_1 needs 0.00"),
+                              HasSubstr(" GiB of host memory (all 4 layers, "),
+                              HasSubstr("f32 weights, gradients), but 0.0001 GiB are available "
+                                        "(PIPETRAIN_HOST_MEMORY_GIB)")));
 }
 
 }  // namespace

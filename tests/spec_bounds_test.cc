@@ -16,6 +16,7 @@
 #include "launcher/run_spec_checks.h"
 #include "tests/testing/run_binary.h"
 #include "tests/testing/spec_fixture.h"
+#include "tests/testing/temp_dir.h"
 
 namespace pipetrain {
 namespace {
@@ -175,6 +176,42 @@ TEST(SpecBoundsTest, NormFieldsAboveTheirLimitNameTheField) {
   const std::string message = Message(CheckRunSpec(*spec, "x.pbtxt"));
   EXPECT_THAT(message, HasSubstr("model.norm_override has 1025 entries, above the limit of 1024; "
                                  "merge adjacent ranges with the same norm"));
+}
+
+// docs/spec-reference.md's "Bounds" table states every limit as the code has it.
+TEST(SpecBoundsTest, TheReferenceListsEveryBound) {
+  const std::string doc =
+      testing::ReadAll(std::string(PIPETRAIN_SOURCE_DIR) + "/docs/spec-reference.md");
+  const size_t at = doc.find("## Bounds");
+  ASSERT_NE(at, std::string::npos) << "docs/spec-reference.md has no Bounds section";
+  const std::string bounds = doc.substr(at, doc.find("\n## ", at + 1) - at);
+  namespace b = spec_bounds;
+  for (int64_t limit : {b::kMaxVocabSize,
+                        b::kMaxDModel,
+                        b::kMaxFfnDim,
+                        b::kMaxLayersPerStack,
+                        b::kMaxPositions,
+                        b::kMaxNormOverrides,
+                        b::kMaxSteps,
+                        b::kMaxTokensPerBatch,
+                        b::kMaxMicrobatches,
+                        b::kMaxStepMicrobatches,
+                        b::kMaxKeepCheckpoints,
+                        b::kMaxVocabSentences,
+                        b::kMaxValidationSentences,
+                        b::kMaxBeamSize,
+                        b::kMaxSamplePerGroup,
+                        b::kMaxStages,
+                        b::kMaxChunks,
+                        b::kMaxDataParallel,
+                        b::kMaxWorldSize,
+                        b::kMaxScheduleSlots}) {
+    EXPECT_THAT(bounds, HasSubstr(absl::StrCat(" ", limit))) << limit;
+  }
+  for (double limit :
+       {b::kMaxNormConstant, b::kMaxLayerNormEps, b::kMinCorpusTemperature, b::kMaxLengthPenalty}) {
+    EXPECT_THAT(bounds, HasSubstr(absl::StrCat(limit))) << limit;
+  }
 }
 
 // Through the binary, as a user meets it: exit 1 with the field named, no
