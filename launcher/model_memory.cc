@@ -127,14 +127,25 @@ absl::StatusOr<std::optional<HostMemory>> AvailableHostMemory() {
     host = HostMemory{.bytes = *available, .source = "MemAvailable in /proc/meminfo"};
   }
   // In a container /proc/meminfo shows the whole machine; the cgroup's
-  // limit is what the kernel enforces on this job.
-  const std::optional<int64_t> limit = CgroupValue("/sys/fs/cgroup/memory.max");
-  if (limit) {
-    const int64_t used = CgroupValue("/sys/fs/cgroup/memory.current").value_or(0);
+  // limit is what the kernel enforces on this job (v2, else v1, whose
+  // "no limit" is a huge number and loses the comparison).
+  struct CgroupFiles {
+    const char* limit;
+    const char* used;
+    const char* source;
+  };
+  for (const CgroupFiles& files :
+       {CgroupFiles{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current",
+                    "memory.max less memory.current of this cgroup"},
+        CgroupFiles{"/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                    "/sys/fs/cgroup/memory/memory.usage_in_bytes",
+                    "memory.limit_in_bytes less memory.usage_in_bytes of this cgroup"}}) {
+    const std::optional<int64_t> limit = CgroupValue(files.limit);
+    if (!limit) continue;
+    const int64_t used = CgroupValue(files.used).value_or(0);
     const int64_t left = std::max<int64_t>(0, *limit - used);
-    if (!host || left < host->bytes) {
-      host = HostMemory{.bytes = left, .source = "memory.max less memory.current of this cgroup"};
-    }
+    if (!host || left < host->bytes) host = HostMemory{.bytes = left, .source = files.source};
+    break;
   }
   return host;
 }

@@ -49,8 +49,9 @@ absl::StatusOr<RankModelMemory> HeaviestRankMemory(const RunSpec& spec, ModelUse
 // ("MemAvailable in /proc/meminfo", "PIPETRAIN_HOST_MEMORY_GIB", ...):
 // PIPETRAIN_HOST_MEMORY_GIB when set (a number of GiB > 0; it replaces the
 // detection, for hosts where /proc/meminfo says more than a job may take),
-// else the smaller of MemAvailable and the cgroup's memory.max less its
-// memory.current. nullopt when nothing could be read (the check is skipped).
+// else the smaller of MemAvailable and the cgroup's limit less its use
+// (memory.max − memory.current, or cgroup v1's limit_in_bytes −
+// usage_in_bytes). nullopt when nothing could be read (the check is skipped).
 struct HostMemory {
   int64_t bytes = 0;
   std::string source;
