@@ -2,6 +2,7 @@
 // eval, score, ckpt, version); `pipetrain --spec FILE` is `pipetrain train`.
 // Only this file exits the process; everything below returns absl::Status.
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,7 @@
 #include "launcher/plan_command.h"
 #include "launcher/score_command.h"
 #include "launcher/train_command.h"
+#include "launcher/trainer/divergence.h"
 #include "launcher/trainer/preemption.h"
 #include "launcher/translate_command.h"
 
@@ -101,6 +103,7 @@ int main(int argc, char** argv) {
     if (pipetrain::StoppedForPreemption()) {
       return pipetrain::kExitPreempted;
     }
+    if (const std::optional<int> code = pipetrain::RequestedExitStatus(status)) return *code;
     return 1;
   }
   return 0;

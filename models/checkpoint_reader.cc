@@ -342,6 +342,36 @@ absl::Status CheckpointReader::ReadTensor(const CheckpointTensor& entry, Tensor*
   return absl::OkStatus();
 }
 
+namespace {
+
+// A tensor loaded for training or decoding must be finite: a NaN weight or
+// moment (a checkpoint written by a run that diverged before pipetrain
+// skipped such steps) would spread through every later step unnoticed.
+absl::Status CheckLoadedValuesFinite(const CheckpointReader& reader, const std::string& name,
+                                     TensorRole role, const Tensor& host) {
+  int64_t non_finite = 0, first = -1;
+  auto scan = [&](const auto* data) {
+    for (int64_t i = 0; i < host.numel(); ++i) {
+      if (std::isfinite(data[i])) continue;
+      if (first < 0) first = i;
+      ++non_finite;
+    }
+  };
+  if (host.dtype() == DType::kF32) {
+    scan(host.data<float>());
+  } else {
+    scan(host.data<double>());
+  }
+  if (non_finite == 0) return absl::OkStatus();
+  return absl::DataLossError(absl::StrCat(
+      "checkpoint ", reader.step_dir(), ": tensor ", name, " (", TensorRoleLabel(role), ") has ",
+      non_finite, " non-finite values (first at element ", first,
+      "); it cannot be loaded. Resume from an older step_<N> directory (`pipetrain ckpt verify` "
+      "says which are whole), or start the run over with a lower train.lr"));
+}
+
+}  // namespace
+
 absl::Status LoadParameterStore(const CheckpointReader& reader, ParameterStore* store,
                                 Tensor* adam_m, Tensor* adam_v) {
   PT_CHECK_ARG(store != nullptr && store->finalized(),
@@ -387,11 +417,13 @@ absl::Status LoadParameterStore(const CheckpointReader& reader, ParameterStore* 
       Tensor view = flats[r]->Reshape({flats[r]->numel()}).View(info.offset, info.shape);
       if (view.device() == Device::kCpu) {
         PT_RETURN_IF_ERROR(reader.Read(info.name, roles[r], &view));
+        PT_RETURN_IF_ERROR(CheckLoadedValuesFinite(reader, info.name, roles[r], view));
       } else {
         // A device model (GPU or emulated) reads into a host tensor, then
         // copies into its storage.
         Tensor host = Tensor::Empty(view.shape(), view.dtype());
         PT_RETURN_IF_ERROR(reader.Read(info.name, roles[r], &host));
+        PT_RETURN_IF_ERROR(CheckLoadedValuesFinite(reader, info.name, roles[r], host));
         PT_RETURN_IF_ERROR(CopyTensor(host, view));
       }
     }

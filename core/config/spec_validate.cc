@@ -290,6 +290,9 @@ void CheckTrain(const TrainConfig& t, const ModelSpec& m, bool has_train, SpecPr
   }
   AtMost(p, "train.keep_checkpoints", t.keep_checkpoints(), spec_bounds::kMaxKeepCheckpoints,
          "keep fewer checkpoints");
+  if (t.max_skipped_steps() < 1) {
+    p.Add("train.max_skipped_steps=", t.max_skipped_steps(), " must be >= 1 (5 when unset)");
+  }
   CheckCorpus(t, m, p);
 }
 

@@ -23,6 +23,15 @@ struct AdamWHyper {
 absl::Status AdamWStep(const AdamWHyper& hyper, int64_t step, Tensor& params, const Tensor& grads,
                        Tensor& m, Tensor& v);
 
+// A dry run of AdamWStep with the same arguments: adds to `nonfinite` (f64
+// [1] on the params' device, left there for the caller to read with others)
+// the number of elements whose new parameter, m or v would not be finite,
+// and writes nothing else. A trainer runs it before the update, so a step
+// that would poison the weights or the moments is skipped, not applied.
+absl::Status CountNonFiniteAdamWResults(const AdamWHyper& hyper, int64_t step,
+                                        const Tensor& params, const Tensor& grads,
+                                        const Tensor& m, const Tensor& v, Tensor& nonfinite);
+
 }  // namespace pipetrain
 
 #endif  // PIPETRAIN_CORE_OPTIM_ADAMW_H_

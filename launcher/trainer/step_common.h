@@ -8,6 +8,7 @@
 
 #include "absl/status/statusor.h"
 #include "core/data/batch.h"
+#include "core/optim/adamw.h"
 #include "launcher/trainer/step_data.h"
 #include "launcher/trainer/trainer.h"
 #include "proto/run_spec.pb.h"
@@ -20,15 +21,16 @@ absl::StatusOr<std::vector<Batch>> DrawStepBatches(const RunSpec& spec, StepData
                                                    int64_t step, int microbatches,
                                                    StepMetrics* metrics);
 
-// Clips `grads` to the global norm sqrt(`squares`) and applies AdamW for update
-// number `update` (1-based). Returns the norm before clipping.
-absl::StatusOr<double> ApplyUpdate(const TrainConfig& train, int64_t update, double squares,
-                                   Tensor& params, Tensor& grads, Tensor& adam_m, Tensor& adam_v);
+// Scales `grads` to the global norm train.clip_norm, given the global sum of
+// squares (finite), when clipping is on.
+absl::Status ClipGradients(const TrainConfig& train, double squares, Tensor& grads);
 
-// Fills loss/nll per target token and the lr of `metrics`; a non-finite loss
-// or norm is an error saying what to change.
-absl::Status FinishMetrics(const TrainConfig& train, double loss_sum, double nll_sum,
-                           StepMetrics* metrics);
+// AdamW's hyper-parameters for update number `update` (1-based).
+AdamWHyper AdamWHyperFor(const TrainConfig& train, int64_t update);
+
+// Fills loss/nll per target token and the lr of `metrics`.
+void FinishMetrics(const TrainConfig& train, double loss_sum, double nll_sum,
+                   StepMetrics* metrics);
 
 }  // namespace pipetrain
 

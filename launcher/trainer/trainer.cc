@@ -9,6 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "core/device.h"
 #include "core/gpu_runtime.h"
+#include "core/optim/adamw.h"
 #include "core/status_macros.h"
 #include "core/util/log.h"
 #include "launcher/trainer/batch_broadcast.h"
@@ -343,18 +344,47 @@ absl::StatusOr<StepMetrics> Trainer::Step() {
   PT_ASSIGN_OR_RETURN(const double squares, GlobalGradSquares());
 
   metrics.step = ++step_;
-  for (size_t c = 0; c < stage_->chunks().size(); ++c) {
-    ParameterStore& store = stage_->chunks()[c]->params();
-    PT_ASSIGN_OR_RETURN(metrics.grad_norm, ApplyUpdate(train, step_, squares, store.flat_params(),
-                                                       store.flat_grads(), adam_m_[c], adam_v_[c]));
-    store.RefreshComputeCopy();  // the bf16 weights the next step computes with
+  metrics.grad_norm = std::sqrt(squares);
+  // Whether the update would leave every weight and moment finite, asked
+  // before anything is written: the loss and the norm are global already,
+  // the dry run's count of bad elements is summed over the ranks with the
+  // loss. A step that fails it is skipped on every rank alike.
+  const bool finite_gradients = std::isfinite(squares) && !poison_next_gradients_;
+  poison_next_gradients_ = false;
+  Tensor nonfinite = Tensor::Zeros({1}, DType::kF64, device_);
+  if (finite_gradients) {
+    for (size_t c = 0; c < stage_->chunks().size(); ++c) {
+      ParameterStore& store = stage_->chunks()[c]->params();
+      PT_RETURN_IF_ERROR(ClipGradients(train, squares, store.flat_grads()));
+      PT_RETURN_IF_ERROR(CountNonFiniteAdamWResults(AdamWHyperFor(train, step_),
+                                                    step_, store.flat_params(), store.flat_grads(),
+                                                    adam_m_[c], adam_v_[c], nonfinite));
+    }
   }
-
+  PT_ASSIGN_OR_RETURN(const Tensor bad_updates, CopyToDevice(nonfinite, Device::kCpu));
   // The loss lives on the last stage of each replica: sum it over everyone.
-  Tensor loss = Tensor::FromVector({stage_->loss_sum(), stage_->nll_sum()}, {2}, DType::kF64);
-  PT_RETURN_IF_ERROR(world_->AllReduceSum(loss));
+  Tensor sums = Tensor::FromVector(
+      {stage_->loss_sum(), stage_->nll_sum(), finite_gradients ? bad_updates.At(0) : 1.0}, {3},
+      DType::kF64);
+  PT_RETURN_IF_ERROR(world_->AllReduceSum(sums));
+  metrics.skipped = !finite_gradients || !std::isfinite(sums.At(0)) || sums.At(2) != 0;
+  if (!metrics.skipped) {
+    for (size_t c = 0; c < stage_->chunks().size(); ++c) {
+      ParameterStore& store = stage_->chunks()[c]->params();
+      PT_RETURN_IF_ERROR(AdamWStep(AdamWHyperFor(train, step_), step_, store.flat_params(),
+                                   store.flat_grads(), adam_m_[c], adam_v_[c]));
+      store.RefreshComputeCopy();  // the bf16 weights the next step computes with
+    }
+    skipped_in_a_row_ = 0;
+  } else {
+    ++skipped_in_a_row_;
+    ++skipped_steps_;
+  }
+  metrics.skipped_steps = skipped_steps_;
+  metrics.skipped_in_a_row = skipped_in_a_row_;
+  metrics.nonfinite_updates = static_cast<int64_t>(sums.At(2));
   metrics.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  PT_RETURN_IF_ERROR(FinishMetrics(train, loss.At(0), loss.At(1), &metrics));
+  FinishMetrics(train, sums.At(0), sums.At(1), &metrics);
   return metrics;
 }
 

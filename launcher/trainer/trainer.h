@@ -46,6 +46,13 @@ struct StepMetrics {
   int64_t source_tokens = 0;  // non-pad source tokens of the step
   int sentences = 0;
   double seconds = 0;  // wall time of the step
+  // A step whose loss or gradients are not finite, or whose update would
+  // make a weight or an AdamW moment non-finite, is not applied (the data and
+  // the schedule move on): see docs/training.md, "Divergence".
+  bool skipped = false;
+  int64_t skipped_steps = 0;     // since this process started
+  int64_t skipped_in_a_row = 0;  // ending with this step
+  int64_t nonfinite_updates = 0;  // elements the update would have spoilt (all ranks)
 };
 
 class Trainer {
@@ -91,6 +98,9 @@ class Trainer {
   Communicator& world() { return *world_; }
   Device device() const { return device_; }
   int64_t parameters() const;  // this rank's
+  // Test hook: the next step's gradients count as non-finite, as if a NaN
+  // had reached them (tests of the skipping path; no effect otherwise).
+  void PoisonNextGradientsForTest() { poison_next_gradients_ = true; }
   // The ModelStage of chunk c of this rank (for tests and decoding).
   ModelStage& chunk(int c) { return *stage_->chunks()[c]; }
   // The largest number of (micro-batch, chunk) activations this rank held at
@@ -141,6 +151,9 @@ class Trainer {
   Schedule schedule_;
   std::unique_ptr<ModelPipelineStage> stage_;
   std::vector<Tensor> adam_m_, adam_v_;  // per chunk, on the device
+  int64_t skipped_steps_ = 0;
+  int64_t skipped_in_a_row_ = 0;
+  bool poison_next_gradients_ = false;
   // Ready but not started: (chunk, span of its flat gradients); a negative
   // offset −1−u names embedding partial u.
   std::vector<std::pair<int, FlatSegment>> ready_;

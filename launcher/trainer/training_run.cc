@@ -16,6 +16,7 @@
 #include "core/status_macros.h"
 #include "core/util/log.h"
 #include "launcher/trainer/corpus_preparation.h"
+#include "launcher/trainer/divergence.h"
 #include "launcher/trainer/preemption.h"
 #include "launcher/trainer/trainer.h"
 #include "launcher/trainer/validation.h"
@@ -50,6 +51,12 @@ absl::Status SaveParams(const std::string& path, Trainer& trainer, bool write) {
   }));
   if (write && !out) return absl::DataLossError(absl::StrCat("failed writing ", path));
   return absl::OkStatus();
+}
+
+// A number for a JSON line: JSON has no NaN or infinity, so a value that is
+// not finite is written as null (a skipped step's loss can be NaN).
+std::string JsonNumber(double value) {
+  return std::isfinite(value) ? absl::StrFormat("%.17g", value) : std::string("null");
 }
 
 // The file metrics lines go to: --metrics, else OUTPUT_DIR/metrics.jsonl for
@@ -128,7 +135,11 @@ absl::Status RunSteps(const TrainConfig& train, const TrainingOutputs& outputs, 
     PT_ASSIGN_OR_RETURN(last, trainer.Step());
     tokens_since_log += last.target_tokens + last.source_tokens;
     seconds_since_log += last.seconds;
-    if (last.step % log_interval == 0 || last.step == train.steps()) {
+    if (last.skipped) {
+      if (print) LogWarning("train", "step %d skipped: %s", last.step, DescribeSkippedStep(last));
+      if (last.skipped_in_a_row >= train.max_skipped_steps()) return DivergedError(train, last);
+    }
+    if (last.step % log_interval == 0 || last.step == train.steps() || last.skipped) {
       const double elapsed =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       const double eta =
@@ -141,16 +152,19 @@ absl::Status RunSteps(const TrainConfig& train, const TrainingOutputs& outputs, 
         // Loss and norm at full precision, so runs can be compared step by
         // step to the last bit (tests/emulated_pipeline_test.cc).
         metrics_file << absl::StrFormat(
-            "{\"step\":%d,\"loss\":%.17g,\"nll\":%.17g,\"lr\":%.6e,\"grad_norm\":%.17g,"
-            "\"tokens_per_s\":%.1f,\"target_tokens\":%d,\"elapsed_s\":%.3f}\n",
-            last.step, last.loss, last.nll, last.lr, last.grad_norm, rate, last.target_tokens,
-            elapsed);
+            "{\"step\":%d,\"loss\":%s,\"nll\":%s,\"lr\":%.6e,\"grad_norm\":%s,"
+            "\"tokens_per_s\":%.1f,\"target_tokens\":%d,\"elapsed_s\":%.3f,\"skipped\":%s,"
+            "\"skipped_steps\":%d}\n",
+            last.step, JsonNumber(last.loss), JsonNumber(last.nll), last.lr,
+            JsonNumber(last.grad_norm), rate, last.target_tokens, elapsed,
+            last.skipped ? "true" : "false", last.skipped_steps);
         metrics_file.flush();
         events.Add(last.step, {{"train/loss", last.loss},
                                {"train/nll", last.nll},
                                {"train/lr", last.lr},
                                {"train/grad_norm", last.grad_norm},
-                               {"train/tokens_per_s", rate}});
+                               {"train/tokens_per_s", rate},
+                               {"train/skipped_steps", static_cast<double>(last.skipped_steps)}});
       }
       tokens_since_log = 0;
       seconds_since_log = 0;
@@ -355,8 +369,9 @@ absl::Status RunTraining(const RunSpec& spec, const TrainingOutputs& outputs) {
     validator = std::move(*made);
   }
   absl::Status status = RunSteps(spec.train(), outputs, trainer, print, validator.get());
-  // Every rank agreed to stop and the checkpoint is complete: leave cleanly.
-  if (StoppedForPreemption()) return status;
+  // Every rank agreed to stop (the checkpoint complete, or the same step
+  // diverged everywhere): leave cleanly, without aborting the others.
+  if (StoppedForPreemption() || IsDivergedError(status)) return status;
   if (!status.ok()) return fail(status);
   if (pipelined) {
     // The activations each stage held at most, against the schedule
