@@ -18,6 +18,7 @@
 #include "launcher/trainer/corpus_preparation.h"
 #include "launcher/trainer/divergence.h"
 #include "launcher/trainer/preemption.h"
+#include "launcher/trainer/resume_point.h"
 #include "launcher/trainer/trainer.h"
 #include "launcher/trainer/validation.h"
 #include "models/norm_constants.h"
@@ -202,12 +203,17 @@ absl::Status RunSteps(const TrainConfig& train, const TrainingOutputs& outputs, 
   return absl::OkStatus();
 }
 
-// The checkpoint to continue from, when train.output_dir has one. A
-// checkpoint of another model there is an error: continuing would mix runs.
-absl::StatusOr<std::optional<CheckpointReader>> FindResumePoint(const RunSpec& spec) {
+// The checkpoint to continue from, when train.output_dir has one
+// (launcher/trainer/resume_point.h says which); `note` says why when it is
+// not the one `latest` names. A checkpoint of another model there is an
+// error: continuing would mix runs, and training would overwrite it.
+absl::StatusOr<std::optional<CheckpointReader>> ChooseResumeCheckpoint(const RunSpec& spec,
+                                                                       std::string* note) {
   const std::string& dir = spec.train().output_dir();
-  if (!HasCheckpoint(dir)) return std::nullopt;
-  PT_ASSIGN_OR_RETURN(CheckpointReader reader, CheckpointReader::Open(dir));
+  PT_ASSIGN_OR_RETURN(ResumePoint point, FindResumePoint(dir));
+  *note = point.note;
+  if (!point.reader.has_value()) return std::nullopt;
+  CheckpointReader& reader = *point.reader;
   const ModelSpec& saved = reader.manifest().spec().model();
   if (saved.SerializeAsString() != spec.model().SerializeAsString()) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -295,8 +301,10 @@ absl::Status RunTraining(const RunSpec& spec, const TrainingOutputs& outputs) {
     return status;
   };
   // Whether to resume is decided once, from what every rank sees.
-  auto resume = FindResumePoint(spec);
+  std::string resume_note;
+  auto resume = ChooseResumeCheckpoint(spec, &resume_note);
   if (!resume.ok()) return fail(resume.status());
+  if (!resume_note.empty() && world->rank() == 0) LogWarning("train", "%s", resume_note);
   if (!alone) {
     const double step = resume->has_value() ? static_cast<double>((*resume)->step()) : -1;
     Tensor seen = Tensor::FromVector({step, step * step}, {2}, DType::kF64);
