@@ -8,11 +8,14 @@ cd "$(dirname "$0")/.."
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
+# clang-14 with libclang-rt-14-dev (libFuzzer, the sanitizers) and
+# libomp-14-dev build the fuzz targets (fuzz/run_fuzzers.sh).
 packages=(build-essential cmake pkg-config git
           protobuf-compiler libprotobuf-dev libabsl-dev
           libgtest-dev libgmock-dev googletest libbenchmark-dev
           openmpi-bin libopenmpi-dev libopenblas-dev libopenblas-openmp-dev clang-format
-          sentencepiece)
+          sentencepiece
+          clang-14 libclang-rt-14-dev libomp-14-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
