@@ -73,7 +73,12 @@ absl::StatusOr<std::unique_ptr<MultilingualLoader>> MultilingualLoader::Open(
                " (that needs ", worst,
                " padded tokens); raise the token budget or lower max_len or the micro-batches");
   PT_ASSIGN_OR_RETURN(CorpusShards shards, CorpusShards::Open(shard_dir));
-  if (!options.vocab_path.empty()) PT_RETURN_IF_ERROR(shards.CheckVocabulary(options.vocab_path));
+  if (!options.vocab_path.empty()) {
+    PT_RETURN_IF_ERROR(shards.CheckVocabulary(options.vocab_path));
+    if (options.language_tag_id) {
+      PT_RETURN_IF_ERROR(shards.CheckLanguageTags(options.language_tag_id, options.vocab_path));
+    }
+  }
   std::unique_ptr<MultilingualLoader> loader(new MultilingualLoader(std::move(shards), options));
   const CorpusShards& s = loader->shards_;
 

@@ -19,6 +19,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -53,6 +54,10 @@ struct LoaderOptions {
   // When set, the vocabulary file must be the one the shards were built
   // with (compared by content hash).
   std::string vocab_path;
+  // When set (with vocab_path), the id of the piece "<2code>" in that
+  // vocabulary: every language's tag id in the shard manifest must equal it
+  // (CorpusShards::CheckLanguageTags). Used only while Open runs.
+  std::function<int32_t(const std::string& code)> language_tag_id;
 };
 
 // One direction among the loader's languages.

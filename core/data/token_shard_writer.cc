@@ -445,18 +445,22 @@ absl::StatusOr<ShardSummary> WriteCorpusShards(const std::string& corpus_dir,
     summary.pairs[split] = 2 * unordered_pairs;
   }
 
+  // The manifest ends with the CRC-32C of its own bytes, so a flipped bit
+  // in a tag id or a count is refused on open rather than trained on.
+  std::string body = absl::StrCat("format\tpipetrain-shards\t", kShardManifestVersion, "\n");
+  absl::StrAppend(&body, "corpus\t", corpus_dir, "\n");
+  absl::StrAppend(&body, "vocab\t", vocab.path, "\n");
+  absl::StrAppend(&body, "vocab_hash\t", HashHex(vocab.hash), "\n");
+  absl::StrAppend(&body, "vocab_size\t", vocab.vocab_size, "\n");
+  absl::StrAppend(&body, "token_bytes\t", vocab.vocab_size <= 65536 ? 2 : 4, "\n");
+  for (size_t i = 0; i < selection.languages.size(); ++i) {
+    absl::StrAppend(&body, "language\t", selection.languages[i], "\t", tags[i], "\n");
+  }
+  const std::string sealed = SealShardManifest(body);
   PT_RETURN_IF_ERROR(WriteAtomically(
       manifest,
       [&](std::ofstream& out) {
-        out << "format\tpipetrain-shards\t" << kShardVersion << "\n";
-        out << "corpus\t" << corpus_dir << "\n";
-        out << "vocab\t" << vocab.path << "\n";
-        out << "vocab_hash\t" << HashHex(vocab.hash) << "\n";
-        out << "vocab_size\t" << vocab.vocab_size << "\n";
-        out << "token_bytes\t" << (vocab.vocab_size <= 65536 ? 2 : 4) << "\n";
-        for (size_t i = 0; i < selection.languages.size(); ++i) {
-          out << "language\t" << selection.languages[i] << "\t" << tags[i] << "\n";
-        }
+        out.write(sealed.data(), static_cast<std::streamsize>(sealed.size()));
         return absl::OkStatus();
       },
       &summary.bytes));

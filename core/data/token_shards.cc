@@ -12,8 +12,12 @@
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
+#include "core/io/crc32c.h"
 #include "core/status_macros.h"
+#include "core/util/log.h"
 
 namespace pipetrain {
 namespace {
@@ -271,6 +275,10 @@ int32_t CorpusShards::LanguageIndex(const std::string& code) const {
   return -1;
 }
 
+std::string SealShardManifest(const std::string& body) {
+  return absl::StrCat(body, "crc32c\t", Crc32cHex(Crc32c(body)), "\n");
+}
+
 absl::StatusOr<CorpusShards> CorpusShards::Open(const std::string& dir) {
   CorpusShards shards;
   shards.dir_ = dir;
@@ -281,22 +289,65 @@ absl::StatusOr<CorpusShards> CorpusShards::Open(const std::string& dir) {
         "cannot open ", manifest, ": ", std::strerror(errno),
         "; write the shards with `pipetrain data shard --corpus CORPUS --out ", dir, "`"));
   }
+  // A manifest is a few lines per language; anything far larger is not one
+  // (and must not be read whole into memory).
+  constexpr std::streamsize kMaxManifestBytes = 16 << 20;
+  std::string text(static_cast<size_t>(kMaxManifestBytes) + 1, '\0');
+  in.read(text.data(), kMaxManifestBytes + 1);
+  if (in.bad()) return absl::DataLossError(absl::StrCat("read error in ", manifest));
+  text.resize(static_cast<size_t>(in.gcount()));
   auto bad = [&](int64_t line, const std::string& why) {
     return absl::DataLossError(absl::StrCat(manifest, ":", line, ": ", why, "; ", kRebuildHint));
   };
-  std::string line;
-  int64_t number = 0;
-  bool format_seen = false, hash_seen = false;
-  while (std::getline(in, line)) {
-    ++number;
+  if (text.size() > static_cast<size_t>(kMaxManifestBytes)) {
+    return bad(1, absl::StrCat("larger than ", kMaxManifestBytes, " bytes: not a shard manifest"));
+  }
+
+  // The seal first: when the manifest carries its CRC-32C, no line is
+  // trusted before the bytes are known to be the ones written.
+  std::vector<absl::string_view> lines = absl::StrSplit(text, '\n');
+  if (!lines.empty() && lines.back().empty()) lines.pop_back();
+  size_t seal_line = lines.size();  // index of the crc32c line; none yet
+  for (size_t i = 0; i < lines.size(); ++i) {
+    if (!absl::StartsWith(lines[i], "crc32c")) continue;
+    if (seal_line != lines.size() || i + 1 != lines.size()) {
+      return bad(static_cast<int64_t>(i + 1),
+                 "a crc32c line that is not the manifest's last line: the manifest is damaged");
+    }
+    seal_line = i;
+  }
+  shards.manifest_sealed_ = seal_line != lines.size();
+  if (shards.manifest_sealed_) {
+    const size_t body_bytes = static_cast<size_t>(lines[seal_line].data() - text.data());
+    const uint32_t crc = Crc32c(text.data(), body_bytes);
+    const std::string expected = absl::StrCat("crc32c\t", Crc32cHex(crc), "\n");
+    if (text.compare(body_bytes, std::string::npos, expected) != 0) {
+      std::string said(lines[seal_line].substr(std::min<size_t>(7, lines[seal_line].size())));
+      if (body_bytes + lines[seal_line].size() == text.size()) said += " (no newline after it)";
+      return absl::DataLossError(absl::StrCat(
+          manifest, " has CRC-32C ", Crc32cHex(crc), ", its last line says '",
+          absl::CHexEscape(said),
+          "': the manifest is corrupted and none of its lines can be trusted; ", kRebuildHint));
+    }
+    lines.pop_back();
+  }
+
+  uint32_t format = 0;
+  bool hash_seen = false;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    const int64_t number = static_cast<int64_t>(i + 1);
+    const std::string line(lines[i]);
     const std::vector<std::string> f = absl::StrSplit(line, '\t');
     if (f[0] == "format") {
-      if (f.size() != 3 || f[1] != "pipetrain-shards" || f[2] != std::to_string(kShardVersion)) {
+      if (f.size() != 3 || f[1] != "pipetrain-shards" || !absl::SimpleAtoi(f[2], &format) ||
+          format < 1 || format > kShardManifestVersion) {
         return bad(number,
-                   absl::StrCat("format line '", line, "', expected 'format\\tpipetrain-shards\\t",
-                                kShardVersion, "'"));
+                   absl::StrCat("format line '", absl::CHexEscape(line),
+                                "', expected 'format\\tpipetrain-shards\\t", kShardManifestVersion,
+                                "' (or 1, before manifests carried their CRC-32C)"));
       }
-      format_seen = true;
+    } else if (f[0] == "corpus" && f.size() == 2) {
+      shards.corpus_dir_ = f[1];
     } else if (f[0] == "vocab" && f.size() == 2) {
       shards.vocab_path_ = f[1];
     } else if (f[0] == "vocab_hash" && f.size() == 2) {
@@ -309,23 +360,46 @@ absl::StatusOr<CorpusShards> CorpusShards::Open(const std::string& dir) {
         return bad(number, absl::StrCat("vocab_size '", f[1], "' is not a positive integer"));
       }
     } else if (f[0] == "language" && f.size() == 3) {
-      ShardLanguage language{.code = f[1]};
+      ShardLanguage language{.code = f[1], .line = number};
       if (language.code.empty() || !absl::SimpleAtoi(f[2], &language.tag_id) ||
           language.tag_id < 0) {
-        return bad(number, absl::StrCat("language line '", line, "' needs a code and a tag id"));
+        return bad(number, absl::StrCat("language line '", absl::CHexEscape(line),
+                                        "' needs a code and a tag id"));
       }
       shards.languages_.push_back(std::move(language));
-    } else if (f[0] != "corpus" && f[0] != "token_bytes" && !f[0].empty()) {
-      return bad(number, absl::StrCat("unknown line '", line, "'"));
+    } else if (f[0] != "token_bytes" && !f[0].empty()) {
+      return bad(number, absl::StrCat("unknown line '", absl::CHexEscape(line), "'"));
     }
   }
-  if (!format_seen || !hash_seen || shards.vocab_size_ <= 0 || shards.languages_.empty()) {
-    return bad(number, "incomplete: needs format, vocab_hash, vocab_size and language lines");
+  const int64_t last = static_cast<int64_t>(lines.size());
+  if (format == 0 || !hash_seen || shards.vocab_size_ <= 0 || shards.languages_.empty()) {
+    return bad(last, "incomplete: needs format, vocab_hash, vocab_size and language lines");
+  }
+  if (format >= 2 && !shards.manifest_sealed_) {
+    return bad(last + 1, absl::StrCat("format ", format,
+                                      " but the last line is not 'crc32c\\t0x<8 hex digits>': "
+                                      "the manifest is truncated or damaged"));
+  }
+  if (format == 1 && shards.manifest_sealed_) {
+    return bad(last + 1, "format 1 manifests carry no crc32c line: the manifest is damaged");
+  }
+  if (format == 1) {
+    // Shards written before manifests carried a CRC are kept usable: every
+    // line that decides what is trained is still cross-checked (vocabulary
+    // hash, size and language count against the binary headers, tag ids
+    // against the vocabulary by CheckLanguageTags), so a damaged line is
+    // refused there; only the informational paths go unchecked.
+    LogWarning("data",
+               "%s is format 1, written before shard manifests carried their own CRC-32C: "
+               "its language tags are checked against the vocabulary and its counts against "
+               "the shard files, the rest cannot be checked. Rebuild the shards with `pipetrain "
+               "data shard` to add one",
+               manifest);
   }
   for (const ShardLanguage& language : shards.languages_) {
     if (language.tag_id >= shards.vocab_size_) {
-      return bad(number, absl::StrCat("tag id ", language.tag_id, " of ", language.code,
-                                      " is outside the vocabulary of ", shards.vocab_size_));
+      return bad(language.line, absl::StrCat("tag id ", language.tag_id, " of ", language.code,
+                                             " is outside the vocabulary of ", shards.vocab_size_));
     }
   }
   for (int split = 0; split < kNumSplits; ++split) {
@@ -347,16 +421,58 @@ absl::StatusOr<CorpusShards> CorpusShards::Open(const std::string& dir) {
   return shards;
 }
 
+std::string CorpusShards::RebuildCommand(const std::string& vocab_path) const {
+  return absl::StrCat("`pipetrain data shard --corpus ",
+                      corpus_dir_.empty() ? std::string("CORPUS") : corpus_dir_, " --vocab ",
+                      vocab_path, " --out ", dir_, "`");
+}
+
 absl::Status CorpusShards::CheckVocabulary(const std::string& vocab_path) const {
   PT_ASSIGN_OR_RETURN(const uint64_t hash, HashFileContents(vocab_path));
   if (hash == vocab_hash_) return absl::OkStatus();
+  if (vocab_path == vocab_path_) {
+    // The very file the shards were encoded with has other bytes now: a
+    // damaged copy is as likely as a deliberate new vocabulary, and
+    // rebuilding the shards from a damaged one would make it permanent.
+    return absl::DataLossError(absl::StrCat(
+        vocab_path, " has changed since the shards in ", dir_, " were built from it (FNV-1a hash ",
+        HashHex(hash), ", ", dir_, "/", kShardManifestName, " says ", HashHex(vocab_hash_),
+        "): the vocabulary is corrupted or was replaced. Restore it from a copy (a run's "
+        "OUTPUT_DIR/spm.model is one), or, if you trained a new vocabulary on purpose, rebuild "
+        "the shards with ",
+        RebuildCommand(vocab_path)));
+  }
   return absl::FailedPreconditionError(
       absl::StrCat("the shards in ", dir_, " were built with vocabulary ", vocab_path_, " (hash ",
                    HashHex(vocab_hash_), ", ", vocab_size_, " pieces), but ", vocab_path,
                    " has hash ", HashHex(hash),
-                   ": its ids mean other pieces. Rebuild the shards with `pipetrain data shard "
-                   "--vocab ",
-                   vocab_path, " --out ", dir_, "`"));
+                   ": its ids mean other pieces. Rebuild the shards with ",
+                   RebuildCommand(vocab_path)));
+}
+
+absl::Status CorpusShards::CheckLanguageTags(
+    const std::function<int32_t(const std::string& code)>& tag_id,
+    const std::string& vocab_path) const {
+  for (const ShardLanguage& language : languages_) {
+    const int32_t want = tag_id(language.code);
+    if (want == language.tag_id) continue;
+    // Name what the wrong id is in the vocabulary, when it is another tag.
+    std::string is;
+    for (const ShardLanguage& other : languages_) {
+      if (other.code != language.code && tag_id(other.code) == language.tag_id) {
+        is = absl::StrCat(", the tag of ", other.code, " (<2", other.code, ">)");
+      }
+    }
+    return absl::DataLossError(absl::StrCat(
+        dir_, "/", kShardManifestName, ":", language.line, ": language ", language.code,
+        " has tag id ", language.tag_id, is, ", but in the vocabulary ", vocab_path, " <2",
+        language.code, "> is ",
+        want < 0 ? std::string("missing") : absl::StrCat("id ", want),
+        ": training would give its targets another language's tag. The manifest is damaged or "
+        "belongs to another vocabulary; rebuild the shards with ",
+        RebuildCommand(vocab_path)));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace pipetrain

@@ -10,8 +10,10 @@
 //                  (sentence of a, sentence of b) pairs as uint32 sentence
 //                  indices; direction b→a reads the same list flipped:
 //                  header, group table, pairs
-//   manifest.tsv   format version, vocabulary path/hash/size, and the
-//                  languages in index order with their target-tag ids
+//   manifest.tsv   format version, vocabulary path/hash/size, the
+//                  languages in index order with their target-tag ids, and
+//                  (format 2) a last line `crc32c\t0x........` over every
+//                  byte before it
 //
 // Binary files are little-endian with 8-byte aligned sections; each begins
 // with a 64-byte header (magic, version, vocabulary size and hash) so a shard
@@ -22,6 +24,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -40,6 +43,9 @@ inline constexpr uint32_t kShardByteOrderMark = 0x01020304u;
 inline constexpr char kTokenShardMagic[8] = {'P', 'T', 'T', 'O', 'K', 'E', 'N', 'S'};
 inline constexpr char kPairShardMagic[8] = {'P', 'T', 'P', 'A', 'I', 'R', 'S', '1'};
 inline constexpr char kShardManifestName[] = "manifest.tsv";
+// Format 2 manifests end with their own CRC-32C; format 1 (before) is read
+// with a warning, since its lines cannot be checked against damage.
+inline constexpr uint32_t kShardManifestVersion = 2;
 
 struct TokenShardHeader {
   char magic[8];
@@ -144,14 +150,21 @@ class PairShard {
 
 struct ShardLanguage {
   std::string code;
-  int32_t tag_id = -1;  // the vocabulary's "<2code>" piece
+  int32_t tag_id = -1;    // the vocabulary's "<2code>" piece
+  int64_t line = 0;       // of manifest.tsv, for messages
 };
+
+// The text of a format-2 shard manifest: `body` (every line but the last)
+// followed by `crc32c\t0x<8 hex digits>\n`, the CRC-32C of `body`.
+std::string SealShardManifest(const std::string& body);
 
 // A whole shard directory: manifest plus the three splits.
 class CorpusShards {
  public:
   // Reads the manifest and opens every split, checking that all files come
-  // from one build (vocabulary hash, language count, tokens ↔ pairs).
+  // from one build (vocabulary hash, language count, tokens ↔ pairs). A
+  // format-2 manifest must end with the CRC-32C of its bytes; a format-1
+  // one (no CRC) is accepted with a warning on stderr.
   static absl::StatusOr<CorpusShards> Open(const std::string& dir);
 
   const std::string& dir() const { return dir_; }
@@ -160,11 +173,23 @@ class CorpusShards {
   int32_t LanguageIndex(const std::string& code) const;
   // The vocabulary file named at build time, its hash and size.
   const std::string& vocab_path() const { return vocab_path_; }
+  const std::string& corpus_dir() const { return corpus_dir_; }
   uint64_t vocab_hash() const { return vocab_hash_; }
   int32_t vocab_size() const { return vocab_size_; }
   // OK when the file at `vocab_path` is byte for byte the vocabulary the
   // shards were built with; otherwise an error saying how to rebuild them.
   absl::Status CheckVocabulary(const std::string& vocab_path) const;
+  // OK when every language's tag id in the manifest is `tag_id(code)`, the
+  // id of the piece "<2code>" in the vocabulary at `vocab_path` (so one
+  // flipped digit cannot give French targets the Spanish tag); otherwise an
+  // error naming the manifest line, both ids and how to rebuild.
+  absl::Status CheckLanguageTags(const std::function<int32_t(const std::string& code)>& tag_id,
+                                 const std::string& vocab_path) const;
+  // Whether the manifest carried its CRC-32C (format 2).
+  bool manifest_sealed() const { return manifest_sealed_; }
+  // The `pipetrain data shard` command that rebuilds these shards with the
+  // vocabulary at `vocab_path`.
+  std::string RebuildCommand(const std::string& vocab_path) const;
 
   const TokenShard& tokens(int split) const { return *tokens_[split]; }
   const PairShard& pairs(int split) const { return *pairs_[split]; }
@@ -173,9 +198,11 @@ class CorpusShards {
   CorpusShards() = default;
 
   std::string dir_;
+  std::string corpus_dir_;  // the corpus line: what a rebuild reads
   std::string vocab_path_;
   uint64_t vocab_hash_ = 0;
   int32_t vocab_size_ = 0;
+  bool manifest_sealed_ = false;
   std::vector<ShardLanguage> languages_;
   // unique_ptr keeps TokenShard addresses fixed for the PairShards.
   std::array<std::unique_ptr<TokenShard>, kNumSplits> tokens_;

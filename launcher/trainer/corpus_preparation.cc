@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <optional>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -13,6 +14,8 @@
 #include "core/data/token_shard_writer.h"
 #include "core/data/token_shards.h"
 #include "core/data/vocab_builder.h"
+#include "core/data/vocab_checksum.h"
+#include "core/io/atomic_file.h"
 #include "core/status_macros.h"
 #include "core/util/log.h"
 #include "models/parameter_store.h"
@@ -72,26 +75,49 @@ std::string RunVocabPath(const std::string& output_dir) {
 }
 
 absl::Status KeepVocabularyWithRun(const RunSpec& spec, bool resuming) {
+  // `from` is the corpus's vocabulary, which PrepareCorpus has just checked
+  // against the shards' sealed manifest: the one copy that is vouched for.
   const std::string from = CorpusVocabPath(spec);
   const std::string to = RunVocabPath(spec.train().output_dir());
-  PT_ASSIGN_OR_RETURN(const uint64_t want, HashFileContents(from));
+  PT_ASSIGN_OR_RETURN(const std::string contents, ReadFileToString(from));
   if (Exists(to)) {
-    PT_ASSIGN_OR_RETURN(const uint64_t have, HashFileContents(to));
-    if (have == want) return absl::OkStatus();
-    PT_CHECK_ARG(!resuming, "the run in ", spec.train().output_dir(),
-                 " was trained with the vocabulary ", to, ", which differs from the corpus's ",
-                 from,
-                 " now: resuming would change every token id. Restore that vocabulary, or "
-                 "set train.output_dir to a new directory");
+    const absl::StatusOr<VocabCheck> check = CheckVocabChecksum(
+        to, absl::StrCat("copy the vocabulary the run was trained with over it (cp ", from, " ",
+                         to, ", if the corpus's has not been rebuilt since) and run again"));
+    PT_ASSIGN_OR_RETURN(const std::string have, ReadFileToString(to));
+    if (have == contents) {
+      // The copy is intact (it equals the checked corpus vocabulary), so a
+      // missing or damaged checksum file is what needs writing.
+      if (!check.ok()) {
+        LogWarning("data", "%s; rewriting %s: the vocabulary itself equals %s",
+                   check.status().message(), VocabChecksumPath(to), from);
+      }
+      if (!check.ok() || *check == VocabCheck::kNoChecksum) {
+        PT_RETURN_IF_ERROR(WriteVocabChecksum(to));
+      }
+      return absl::OkStatus();
+    }
+    if (resuming) {
+      // A damaged copy says so; an intact one that differs means the
+      // corpus's vocabulary was rebuilt under the run.
+      PT_RETURN_IF_ERROR(check.status());
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the run in ", spec.train().output_dir(), " was trained with the vocabulary ", to,
+          ", which differs from the corpus's ", from,
+          " now: resuming would change every token id. Restore that vocabulary, or "
+          "set train.output_dir to a new directory"));
+    }
   }
   std::error_code error;
   std::filesystem::create_directories(spec.train().output_dir(), error);
-  const std::string tmp = to + ".tmp";
-  std::filesystem::copy_file(from, tmp, std::filesystem::copy_options::overwrite_existing, error);
-  if (!error) std::filesystem::rename(tmp, to, error);
-  if (error) {
-    return absl::PermissionDeniedError(
-        absl::StrCat("cannot copy the vocabulary ", from, " to ", to, ": ", error.message()));
+  // The old checksum goes first: a crash before the new one is written
+  // leaves a copy without a checksum (a warning), never a false mismatch.
+  std::filesystem::remove(VocabChecksumPath(to), error);
+  absl::Status copied = WriteFileAtomically(to, contents);
+  if (copied.ok()) copied = WriteVocabChecksum(to);
+  if (!copied.ok()) {
+    return absl::PermissionDeniedError(absl::StrCat("cannot copy the vocabulary ", from, " to ",
+                                                    to, ": ", copied.message()));
   }
   return absl::OkStatus();
 }
@@ -123,13 +149,23 @@ absl::Status PrepareCorpus(const RunSpec& spec) {
             summary.vocab_size, summary.sampled_sentences, summary.languages,
             summary.total_seconds);
   }
+  const std::string shard_dir = CorpusShardDir(spec);
+  const bool have_shards = Exists(absl::StrCat(shard_dir, "/", kShardManifestName));
+  // Existing shards vouch for the vocabulary they were encoded with (their
+  // manifest's vocab_hash, sealed by its CRC-32C): check its bytes before
+  // parsing it, so a damaged spm.model is named as such, and before the run
+  // copies it.
+  std::optional<CorpusShards> shards;
+  if (have_shards) {
+    PT_ASSIGN_OR_RETURN(shards, CorpusShards::Open(shard_dir));
+    PT_RETURN_IF_ERROR(shards->CheckVocabulary(vocab_path));
+  }
   PT_ASSIGN_OR_RETURN(const SentencePieceModel vocab, SentencePieceModel::Load(vocab_path));
   PT_CHECK_ARG(vocab.vocab_size() == spec.model().vocab_size(),
                "model.vocab_size=", spec.model().vocab_size(), " but the vocabulary ", vocab_path,
                " has ", vocab.vocab_size(), " pieces; set model.vocab_size=", vocab.vocab_size(),
-               " or delete ", vocab_path, " (and ", CorpusShardDir(spec), ") to train a new one");
-  const std::string shard_dir = CorpusShardDir(spec);
-  if (!Exists(absl::StrCat(shard_dir, "/manifest.tsv"))) {
+               " or delete ", vocab_path, " (and ", shard_dir, ") to train a new one");
+  if (!have_shards) {
     LogInfo("data", "no shards in %s: encoding the corpus (pipetrain data shard)", shard_dir);
     PT_ASSIGN_OR_RETURN(const uint64_t hash, HashFileContents(vocab_path));
     ShardVocabulary shard_vocab;
@@ -147,7 +183,13 @@ absl::Status PrepareCorpus(const RunSpec& spec) {
     LogInfo("data", "shards: %d languages, %d directions, %d train pairs, %d train tokens in %.1fs",
             summary.languages, summary.directions, summary.pairs[0], summary.tokens[0],
             summary.seconds);
+    PT_ASSIGN_OR_RETURN(shards, CorpusShards::Open(shard_dir));
   }
+  // Each language's tag id must be its <2xx> piece: one flipped digit in
+  // the manifest would otherwise train French targets under the Spanish tag.
+  PT_RETURN_IF_ERROR(shards->CheckLanguageTags(
+      [&vocab](const std::string& code) { return vocab.PieceToId(LanguageTagPiece(code)); },
+      vocab_path));
   return absl::OkStatus();
 }
 

@@ -20,14 +20,20 @@ std::string CorpusVocabPath(const RunSpec& spec);  // DIR/spm.model
 // "-v<size>" follows unless model.vocab_size is 8,000 (the demo's).
 std::string CorpusShardDir(const RunSpec& spec);
 
+// Also checks, every time, that the shard manifest is intact (its CRC-32C),
+// that the vocabulary is byte for byte the one the shards were built with,
+// and that every language's tag id in the manifest is its <2xx> piece.
 absl::Status PrepareCorpus(const RunSpec& spec);
 
 // Where a run keeps a copy of its vocabulary, so that its checkpoints
 // translate without the corpus: OUTPUT_DIR/spm.model.
 std::string RunVocabPath(const std::string& output_dir);
 // Copies the corpus's vocabulary there (atomically) unless it is there
-// already. A run that resumes (`resuming`) must find the very vocabulary it
-// was trained with: a different one there is an error, never replaced.
+// already, with its CRC-32C beside it (OUTPUT_DIR/spm.model.crc32c,
+// core/data/vocab_checksum.h) for translate and eval to check. A run that
+// resumes (`resuming`) must find the very vocabulary it was trained with: a
+// different or damaged one there is an error, never replaced. Call after
+// PrepareCorpus, which checks the corpus's vocabulary this copies.
 absl::Status KeepVocabularyWithRun(const RunSpec& spec, bool resuming);
 
 }  // namespace pipetrain

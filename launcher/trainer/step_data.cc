@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/data/multilingual_loader.h"
+#include "core/data/sentencepiece_model.h"
 #include "core/data/synthetic_task.h"
 #include "core/status_macros.h"
 #include "core/util/log.h"
@@ -120,6 +121,12 @@ absl::StatusOr<std::unique_ptr<StepData>> OpenStepData(const RunSpec& spec) {
   options.kind = spec.model().kind();
   options.languages.assign(train.corpus().languages().begin(), train.corpus().languages().end());
   options.vocab_path = CorpusVocabPath(spec);
+  // The shards' tag ids are checked against the vocabulary's <2xx> pieces
+  // on every rank that reads them (PrepareCorpus did so on rank 0 only).
+  PT_ASSIGN_OR_RETURN(const SentencePieceModel vocab, SentencePieceModel::Load(options.vocab_path));
+  options.language_tag_id = [&vocab](const std::string& code) {
+    return vocab.PieceToId(LanguageTagPiece(code));
+  };
   PT_ASSIGN_OR_RETURN(std::unique_ptr<MultilingualLoader> loader,
                       MultilingualLoader::Open(CorpusShardDir(spec), options));
   LogDirections(*loader, options.temperature, CorpusShardDir(spec));
