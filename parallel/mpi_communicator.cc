@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/status_macros.h"
+#include "parallel/comm_watchdog.h"
 
 namespace pipetrain {
 
@@ -205,6 +206,31 @@ void SumParts(DType dtype, const void* in, int64_t stride, int parts, int64_t co
   }
 }
 
+// The world ranks of `comm`'s ranks `group_ranks` (for the watchdog's
+// message: a job's user knows world ranks, not sub-group ones).
+std::vector<int> WorldRanksOf(MPI_Comm comm, std::vector<int> group_ranks) {
+  MPI_Group group, world;
+  std::vector<int> out(group_ranks.size(), -1);
+  if (MPI_Comm_group(comm, &group) != MPI_SUCCESS) return out;
+  MPI_Comm_group(MPI_COMM_WORLD, &world);
+  MPI_Group_translate_ranks(group, static_cast<int>(group_ranks.size()), group_ranks.data(), world,
+                            out.data());
+  MPI_Group_free(&group);
+  MPI_Group_free(&world);
+  return out;
+}
+
+// "world ranks 0, 2, 4" for a collective's watchdog line (the first 16).
+std::string GroupInWorld(MPI_Comm comm, int size) {
+  std::vector<int> ranks;
+  for (int r = 0; r < size && r < 16; ++r) ranks.push_back(r);
+  std::string text = "waits on world ranks ";
+  const std::vector<int> world = WorldRanksOf(comm, ranks);
+  for (size_t i = 0; i < world.size(); ++i) absl::StrAppend(&text, i ? ", " : "", world[i]);
+  if (size > 16) absl::StrAppend(&text, " and ", size - 16, " more");
+  return text;
+}
+
 class MpiRequest final : public CommRequest {
  public:
   MpiRequest(MPI_Request request, Tensor tensor, bool is_receive, std::string what)
@@ -222,7 +248,11 @@ class MpiRequest final : public CommRequest {
     if (done_) return absl::OkStatus();
     done_ = true;
     MPI_Status status;
-    int rc = MPI_Wait(&request_, &status);
+    int rc;
+    {
+      const CommWaitScope waiting(absl::StrCat("the end of ", what_));
+      rc = MPI_Wait(&request_, &status);
+    }
     int error_class = MPI_SUCCESS;
     if (rc != MPI_SUCCESS) MPI_Error_class(rc, &error_class);
     const bool truncated = is_receive_ && error_class == MPI_ERR_TRUNCATE;
@@ -305,7 +335,9 @@ std::string MpiCommunicator::Who() const {
 
 absl::StatusOr<std::unique_ptr<CommRequest>> MpiCommunicator::Isend(const Tensor& t, int peer,
                                                                     int tag) {
-  const std::string what = absl::StrCat("Isend to rank ", peer, " (tag ", tag, ") on ", Who());
+  const std::string what =
+      absl::StrCat("Isend to rank ", peer, " (world rank ", WorldRanksOf(handle_->comm, {peer})[0],
+                   ", tag ", tag, ") on ", Who());
   PT_RETURN_IF_ERROR(CheckTransferable(t, what));
   PT_CHECK_ARG(peer >= 0 && peer < size_, what, ": peer outside the group of ", size_);
   PT_CHECK_ARG(tag >= 0 && tag <= TagUpperBound(), what, ": tags must lie in [0, ", TagUpperBound(),
@@ -318,7 +350,9 @@ absl::StatusOr<std::unique_ptr<CommRequest>> MpiCommunicator::Isend(const Tensor
 }
 
 absl::StatusOr<std::unique_ptr<CommRequest>> MpiCommunicator::Irecv(Tensor& t, int peer, int tag) {
-  const std::string what = absl::StrCat("Irecv from rank ", peer, " (tag ", tag, ") on ", Who());
+  const std::string what =
+      absl::StrCat("Irecv from rank ", peer, " (world rank ", WorldRanksOf(handle_->comm, {peer})[0],
+                   ", tag ", tag, ") on ", Who());
   PT_RETURN_IF_ERROR(CheckTransferable(t, what));
   PT_CHECK_ARG(peer >= 0 && peer < size_, what, ": peer outside the group of ", size_);
   PT_CHECK_ARG(tag >= 0 && tag <= TagUpperBound(), what, ": tags must lie in [0, ", TagUpperBound(),
@@ -332,6 +366,7 @@ absl::StatusOr<std::unique_ptr<CommRequest>> MpiCommunicator::Irecv(Tensor& t, i
 
 absl::Status MpiCommunicator::AllReduceSum(Tensor& t) {
   const std::string what = absl::StrCat("AllReduceSum on ", Who());
+  const CommWaitScope waiting(absl::StrCat(what, ", which ", GroupInWorld(handle_->comm, size_)));
   absl::Status local = CheckTransferable(t, what);
   PT_RETURN_IF_ERROR(AgreeOnArgs(handle_->comm, size_, what, local, t, 0, false));
   if (size_ == 1 || t.numel() == 0) return absl::OkStatus();
@@ -373,6 +408,7 @@ absl::Status MpiCommunicator::AllReduceSum(Tensor& t) {
 
 absl::StatusOr<std::vector<Tensor>> MpiCommunicator::AllGather(const Tensor& t) {
   const std::string what = absl::StrCat("AllGather on ", Who());
+  const CommWaitScope waiting(absl::StrCat(what, ", which ", GroupInWorld(handle_->comm, size_)));
   absl::Status local = CheckTransferable(t, what);
   if (local.ok() && t.numel() * size_ > INT_MAX) {
     // MPI addresses the gathered buffer with int displacements.
@@ -393,6 +429,7 @@ absl::StatusOr<std::vector<Tensor>> MpiCommunicator::AllGather(const Tensor& t) 
 
 absl::Status MpiCommunicator::Broadcast(Tensor& t, int root) {
   const std::string what = absl::StrCat("Broadcast from rank ", root, " on ", Who());
+  const CommWaitScope waiting(absl::StrCat(what, ", which ", GroupInWorld(handle_->comm, size_)));
   absl::Status local = CheckTransferable(t, what);
   if (local.ok() && (root < 0 || root >= size_)) {
     local = absl::InvalidArgumentError(
@@ -406,6 +443,8 @@ absl::Status MpiCommunicator::Broadcast(Tensor& t, int root) {
 }
 
 absl::Status MpiCommunicator::Barrier() {
+  const CommWaitScope waiting(
+      absl::StrCat("Barrier on ", Who(), ", which ", GroupInWorld(handle_->comm, size_)));
   int rc = MPI_Barrier(handle_->comm);
   if (rc != MPI_SUCCESS) return MpiFailure(rc, absl::StrCat("Barrier on ", Who()));
   return absl::OkStatus();
@@ -413,6 +452,7 @@ absl::Status MpiCommunicator::Barrier() {
 
 absl::StatusOr<std::unique_ptr<Communicator>> MpiCommunicator::Split(int color, int key) {
   const std::string what = absl::StrCat("Split(color ", color, ", key ", key, ") on ", Who());
+  const CommWaitScope waiting(absl::StrCat(what, ", which ", GroupInWorld(handle_->comm, size_)));
   auto handle = std::make_unique<Handle>();
   int rc = MPI_Comm_split(handle_->comm, color < 0 ? MPI_UNDEFINED : color, key, &handle->comm);
   if (rc != MPI_SUCCESS) return MpiFailure(rc, what);

@@ -74,6 +74,7 @@ void ApplyDefaults(RunSpec* spec) {
   }
   if (t.keep_checkpoints() == 0) t.set_keep_checkpoints(3);
   if (t.max_skipped_steps() == 0) t.set_max_skipped_steps(5);
+  if (t.comm_timeout_s() == 0) t.set_comm_timeout_s(1800);
   PipelineConfig& pipe = *t.mutable_pipeline();
   if (pipe.stages() == 0) pipe.set_stages(1);
   if (pipe.chunks() == 0) pipe.set_chunks(1);

@@ -293,6 +293,10 @@ void CheckTrain(const TrainConfig& t, const ModelSpec& m, bool has_train, SpecPr
   if (t.max_skipped_steps() < 1) {
     p.Add("train.max_skipped_steps=", t.max_skipped_steps(), " must be >= 1 (5 when unset)");
   }
+  if (t.comm_timeout_s() < -1 || t.comm_timeout_s() > 604800) {
+    p.Add("train.comm_timeout_s=", t.comm_timeout_s(),
+          " must be -1 (off) or 1..604800 seconds (1800 when unset)");
+  }
   CheckCorpus(t, m, p);
 }
 

@@ -1,5 +1,7 @@
 #include "launcher/trainer/training_run.h"
 
+#include <unistd.h>
+
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -18,6 +20,8 @@
 #include "launcher/trainer/corpus_preparation.h"
 #include "launcher/trainer/divergence.h"
 #include "launcher/trainer/preemption.h"
+#include "launcher/trainer/rank_agreement.h"
+#include "parallel/comm_watchdog.h"
 #include "launcher/trainer/resume_point.h"
 #include "launcher/trainer/trainer.h"
 #include "launcher/trainer/validation.h"
@@ -294,12 +298,31 @@ absl::Status RunTraining(const RunSpec& spec, const TrainingOutputs& outputs) {
     world = std::make_unique<LocalCommunicator>();
   }
   const bool alone = world->size() == 1;
+  if (!alone) {
+    char host[256] = "?";
+    gethostname(host, sizeof(host) - 1);
+    StartCommWatchdog(spec.train().comm_timeout_s(),
+                      absl::StrFormat("world rank %d of %d (host %s, pid %d)", world->rank(),
+                                      world->size(), host, static_cast<int>(getpid())));
+  }
   // A failure on one rank alone aborts the job with its message: returning
   // would leave the other ranks waiting in their next collective.
   auto fail = [&](const absl::Status& status) -> absl::Status {
     if (!alone) world->Abort(std::string(status.message()));
     return status;
   };
+  // Every rank trains the same resolved spec with the same build, or none
+  // starts (each returns, so no rank aborts the others).
+  if (!alone) {
+    const absl::Status agreed = CheckRanksAgree(*world, spec, BuildFingerprint());
+    if (!agreed.ok()) {
+      if (world->rank() == 0) return agreed;
+      return absl::Status(agreed.code(),
+                          absl::StrCat("rank ", world->rank(), " of ", world->size(),
+                                       " stops: the ranks were started differently (rank 0's "
+                                       "message lists them)"));
+    }
+  }
   // Whether to resume is decided once, from what every rank sees.
   std::string resume_note;
   auto resume = ChooseResumeCheckpoint(spec, &resume_note);
@@ -326,6 +349,7 @@ absl::Status RunTraining(const RunSpec& spec, const TrainingOutputs& outputs) {
       if (prepared.ok()) prepared = KeepVocabularyWithRun(spec, resume->has_value());
       if (!prepared.ok()) return fail(prepared);
     }
+    const CommWatchdogPause preparing;  // rank 0 may train a vocabulary for minutes
     PT_RETURN_IF_ERROR(world->Barrier());
   }
   // One rank speaks for all while the trainer starts (errors still print).
