@@ -180,7 +180,9 @@ TEST(SbatchScriptTest, PassesBashAndShellcheck) {
   if (RunCommand("command -v shellcheck").exit_code != 0) {
     GTEST_SKIP() << "shellcheck is not installed (apt-get install shellcheck); bash -n passed";
   }
-  const RunResult lint = RunCommand(std::string("timeout 60 shellcheck ") + kScript);
+  const RunResult lint = RunCommand(std::string("timeout 60 shellcheck ") + kScript +
+                                    " deploy/slurm/train.sbatch" +
+                                    " && timeout 60 shellcheck -s bash deploy/slurm/requeue_decision.sh");
   EXPECT_EQ(lint.exit_code, 0) << lint.output;
 }
 
@@ -191,8 +193,17 @@ TEST(SbatchScriptTest, PassesBashAndShellcheck) {
 // starts the binary it was given with the rest of the line, the 3.2B
 // flagship's spec swapped for tiny's (one core trains it in milliseconds a
 // step, and the test does not depend on what m2m_200L.pbtxt holds).
-void ExpectPreemptionRequeues(const std::string& launcher_name, const std::string& launcher_body,
-                              const std::string& launch_flag) {
+// How the stop reaches the job: the scheduler's early warning to the batch
+// shell, then SIGTERM as at the time limit (the script forwards one SIGUSR1).
+constexpr char kWarnTheScript[] = "kill -USR1 $pid; sleep 0.02; kill -TERM $pid; ";
+// scancel, or a time limit without the early warning: Slurm signals every
+// process of the step, the launcher among them; mpirun answers SIGTERM by
+// exiting 1 after its ranks saved, so only their stop marker tells.
+constexpr char kTerminateTheLauncher[] = "kill -TERM $(pgrep -P $pid); ";
+
+RunResult ExpectPreemptionRequeues(const std::string& launcher_name,
+                                   const std::string& launcher_body, const std::string& launch_flag,
+                                   const std::string& stop = kWarnTheScript) {
   testing::TempDir dir("slurm_launch_test");
   std::filesystem::create_directories(dir / "bin");
   auto write_tool = [&](const std::string& name, const std::string& body) {
@@ -226,7 +237,7 @@ void ExpectPreemptionRequeues(const std::string& launcher_name, const std::strin
       absl::StrCat(CleanEnv(), "bash -c '", script_env, "setsid bash ", kScript,
                    " --steps 1000000 --set log_interval=1 --set output_dir=", run, " > ", log,
                    " 2>&1 & pid=$!; for i in $(seq 600); do grep -q \"step 3/\" ", log,
-                   " && break; sleep 0.05; done; kill -USR1 $pid; sleep 0.02; kill -TERM $pid; "
+                   " && break; sleep 0.05; done; ", stop,
                    "wait $pid; echo script_exit=$?; kill -TERM -- -$pid 2>/dev/null; true'; cat ",
                    log));
   EXPECT_THAT(r.output, HasSubstr("preempted by a signal after step")) << r.output;
@@ -239,6 +250,7 @@ void ExpectPreemptionRequeues(const std::string& launcher_name, const std::strin
   EXPECT_THAT(launch_args,
               HasSubstr(absl::StrCat(PIPETRAIN_BINARY, " --spec configs/m2m_200L.pbtxt --steps")))
       << launch_args;
+  return r;
 }
 
 TEST(SbatchScriptTest, SrunPathForwardsTheWarningAndRequeues) {
@@ -255,6 +267,62 @@ TEST(SbatchScriptTest, MpirunPathForwardsTheWarningAndRequeues) {
   std::string mpirun = which.output.substr(0, which.output.find('\n'));
   ExpectPreemptionRequeues("mpirun", "exec " + mpirun + " -np 1 --oversubscribe \"${args[@]}\"\n",
                            "-np 64 ");
+}
+
+// The case: SIGTERM straight to mpirun made it exit 1 although both
+// ranks had saved, and the script, deciding on 75 alone, did not requeue.
+TEST(SbatchScriptTest, MpirunTerminatedDirectlyStillRequeuesFromTheRanksMarker) {
+  const RunResult which = RunCommand("command -v mpirun");
+  if (which.exit_code != 0) GTEST_SKIP() << "mpirun is not installed";
+  std::string mpirun = which.output.substr(0, which.output.find('\n'));
+  const RunResult r = ExpectPreemptionRequeues(
+      "mpirun", "exec " + mpirun + " -np 2 --oversubscribe \"${args[@]}\" --set pipeline.stages=2\n",
+      "-np 64 ", kTerminateTheLauncher);
+  EXPECT_THAT(r.output, HasSubstr("the launcher exited with 1, but the ranks stopped for "
+                                  "preemption with a checkpoint (preempted step="))
+      << r.output;
+}
+
+// The decision itself, for every status a job can end with.
+TEST(RequeueDecisionTest, RequeuesOnSeventyFiveOrTheRanksMarkerOnly) {
+  testing::TempDir dir("requeue_decision_test");
+  const std::string marker = dir / "marker";
+  std::ofstream(marker) << "preempted step=7 checkpoint=runs/x\n";
+  const std::string missing = dir / "missing";
+  auto decide = [&](int status, const std::string& file) {
+    return RunCommand(absl::StrCat("bash -c 'source deploy/slurm/requeue_decision.sh; "
+                                   "pipetrain_should_requeue ",
+                                   status, " ", file, "'"));
+  };
+  EXPECT_EQ(decide(75, missing).exit_code, 0);
+  const RunResult marked = decide(1, marker);
+  EXPECT_EQ(marked.exit_code, 0);
+  EXPECT_THAT(marked.output, HasSubstr("preempted step=7"));
+  EXPECT_EQ(decide(143, marker).exit_code, 0);  // killed by SIGTERM, after saving
+  EXPECT_EQ(decide(0, missing).exit_code, 1);
+  EXPECT_EQ(decide(1, missing).exit_code, 1);
+  const RunResult diverged = decide(3, missing);
+  EXPECT_EQ(diverged.exit_code, 1);
+  EXPECT_THAT(diverged.output, HasSubstr("training diverged"));
+  EXPECT_EQ(decide(4, missing).exit_code, 1);
+  EXPECT_EQ(decide(1, "\"\"").exit_code, 1);  // no marker variable at all
+}
+
+// The marker is written only when asked for, and only after the checkpoint.
+TEST(RequeueDecisionTest, TheRanksWriteTheMarkerAfterTheirCheckpoint) {
+  testing::TempDir dir("stop_marker_test");
+  const std::string marker = dir / "marker";
+  const std::string run = dir / "run";
+  const RunResult r = RunCommand(absl::StrCat(
+      CleanEnv(), "PIPETRAIN_STOP_MARKER=", marker, " bash -c '", PIPETRAIN_BINARY,
+      " train --spec configs/tiny.pbtxt --steps 1000000 --set output_dir=", run, " > ",
+      dir / "log", " 2>&1 & pid=$!; for i in $(seq 600); do grep -q \"step 3/\" ",
+      dir / "log", " && break; sleep 0.05; done; kill -INT $pid; wait $pid; echo exit=$?'"));
+  EXPECT_THAT(r.output, HasSubstr("exit=75")) << r.output;
+  const std::string recorded = testing::ReadAll(marker);
+  EXPECT_THAT(recorded, HasSubstr("preempted step=")) << r.output;
+  EXPECT_THAT(recorded, HasSubstr("checkpoint=" + run));
+  EXPECT_TRUE(std::filesystem::exists(run + "/latest"));
 }
 
 }  // namespace

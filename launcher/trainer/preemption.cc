@@ -1,7 +1,12 @@
 #include "launcher/trainer/preemption.h"
 
 #include <csignal>
+#include <cstdlib>
 #include <initializer_list>
+
+#include "absl/strings/str_cat.h"
+#include "core/io/atomic_file.h"
+#include "core/util/log.h"
 
 namespace pipetrain {
 namespace {
@@ -29,5 +34,16 @@ int PreemptionSignal() { return g_signal; }
 void MarkStoppedForPreemption() { g_stopped = true; }
 
 bool StoppedForPreemption() { return g_stopped; }
+
+void WriteStopMarker(int64_t step, const std::string& checkpoint_dir) {
+  const char* path = std::getenv(kStopMarkerVariable);
+  if (path == nullptr || *path == '\0') return;
+  const absl::Status written = WriteFileAtomically(
+      path, absl::StrCat("preempted step=", step, " checkpoint=", checkpoint_dir, "\n"));
+  if (!written.ok()) {
+    LogWarning("train", "cannot write the stop marker %s=%s (a batch script may not requeue): %s",
+               kStopMarkerVariable, path, written.message());
+  }
+}
 
 }  // namespace pipetrain

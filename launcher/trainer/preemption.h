@@ -7,6 +7,9 @@
 #ifndef PIPETRAIN_LAUNCHER_TRAINER_PREEMPTION_H_
 #define PIPETRAIN_LAUNCHER_TRAINER_PREEMPTION_H_
 
+#include <cstdint>
+#include <string>
+
 namespace pipetrain {
 
 // EX_TEMPFAIL: stopped early on purpose; run the same command again.
@@ -20,6 +23,16 @@ int PreemptionSignal();
 // by this rank or another) and the checkpoint is written.
 void MarkStoppedForPreemption();
 bool StoppedForPreemption();
+
+// The launcher cannot always pass exit status 75 on: mpirun answers SIGTERM
+// or SIGINT by exiting 1 even when every rank saved and stopped cleanly. So
+// the ranks also say it in a file: when PIPETRAIN_STOP_MARKER names one,
+// the printing rank writes there, after the checkpoint is complete,
+// "preempted step=N checkpoint=DIR". A batch script removes the file before
+// starting the job and requeues when it exists afterwards (or the status is
+// 75): deploy/slurm/requeue_decision.sh. Failing to write it is a warning.
+inline constexpr char kStopMarkerVariable[] = "PIPETRAIN_STOP_MARKER";
+void WriteStopMarker(int64_t step, const std::string& checkpoint_dir);
 
 }  // namespace pipetrain
 

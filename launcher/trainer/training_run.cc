@@ -188,6 +188,7 @@ absl::Status RunSteps(const TrainConfig& train, const TrainingOutputs& outputs, 
     }
     if (preempted && !final_step) {
       MarkStoppedForPreemption();
+      if (print) WriteStopMarker(last.step, train.output_dir());
       return absl::AbortedError(absl::StrCat("preempted by a signal after step ", last.step,
                                              "; checkpoint saved in ", train.output_dir(),
                                              ". Run the same command again to resume (exit status ",
