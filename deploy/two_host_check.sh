@@ -88,7 +88,7 @@ fi
 [[ "$(id -u)" == 0 ]] || skip "network namespaces need root (running as uid $(id -u))"
 command -v ip > /dev/null || skip "the 'ip' command (iproute2) is not installed"
 command -v "$mpirun_bin" > /dev/null || skip "no mpirun ('$mpirun_bin')"
-"$mpirun_bin" --version 2>&1 | grep -q "Open MPI" ||
+"$mpirun_bin" --version 2>&1 | grep -Eq "Open MPI|OpenRTE" ||
   skip "'$mpirun_bin' is not Open MPI (the rsh-agent trick is Open MPI's)"
 [[ -x "$binary" ]] || fail "pipetrain binary '$binary' not found or not executable"
 binary="$(cd "$(dirname "$binary")" && pwd)/$(basename "$binary")"
