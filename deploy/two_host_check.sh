@@ -2,7 +2,7 @@
 # Two hosts for real, on one machine: a 2-stage pipeline job over TCP between
 # two network namespaces, checked against the one-process run.
 #
-#   sudo deploy/two_host_check.sh --binary build/pipetrain [-- extra pipetrain args]
+#   sudo deploy/two_host_check.sh --binary build/launcher/pipetrain [-- extra pipetrain args]
 #
 # What it does:
 #   1. creates two network namespaces (the "hosts") joined by a veth pair,
@@ -38,7 +38,7 @@
 #
 # Options:
 #   --binary PATH      the pipetrain binary (default: $PIPETRAIN_BINARY, else
-#                      build/pipetrain under the checkout)
+#                      build/launcher/pipetrain under the checkout)
 #   --mpirun PATH      Open MPI's mpirun (default: mpirun on PATH)
 #   --spec PATH        default configs/tiny.pbtxt (relative to the checkout)
 #   --time-limit S     the whole script's limit in seconds (default 300)
@@ -51,7 +51,7 @@ set -uo pipefail
 SELF="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")"
 SOURCE_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
-binary="${PIPETRAIN_BINARY:-$SOURCE_DIR/build/pipetrain}"
+binary="${PIPETRAIN_BINARY:-$SOURCE_DIR/build/launcher/pipetrain}"
 mpirun_bin="mpirun"
 spec="configs/tiny.pbtxt"
 time_limit=300
