@@ -291,11 +291,18 @@ absl::StatusOr<CorpusShards> CorpusShards::Open(const std::string& dir) {
   }
   // A manifest is a few lines per language; anything far larger is not one
   // (and must not be read whole into memory).
+  // Read in chunks up to one past the limit, not into a buffer of the
+  // limit's size: zeroing 16 MiB for a manifest of a few hundred bytes cost
+  // about 10 ms per open (the shard fuzzer ran at 100 inputs/s).
   constexpr std::streamsize kMaxManifestBytes = 16 << 20;
-  std::string text(static_cast<size_t>(kMaxManifestBytes) + 1, '\0');
-  in.read(text.data(), kMaxManifestBytes + 1);
+  std::string text;
+  std::string chunk(64 << 10, '\0');
+  while (text.size() <= static_cast<size_t>(kMaxManifestBytes)) {
+    in.read(chunk.data(), static_cast<std::streamsize>(chunk.size()));
+    text.append(chunk.data(), static_cast<size_t>(in.gcount()));
+    if (!in) break;
+  }
   if (in.bad()) return absl::DataLossError(absl::StrCat("read error in ", manifest));
-  text.resize(static_cast<size_t>(in.gcount()));
   auto bad = [&](int64_t line, const std::string& why) {
     return absl::DataLossError(absl::StrCat(manifest, ":", line, ": ", why, "; ", kRebuildHint));
   };
