@@ -6,7 +6,7 @@
 // format is as dumb as possible so that libFuzzer's byte mutations keep
 // most of an input's files intact while they change one.
 //
-// fuzz/make_seeds.py writes bundles from real directories.
+// fuzz/make_seeds.sh writes bundles from real directories.
 #ifndef PIPETRAIN_FUZZ_FILE_BUNDLE_H_
 #define PIPETRAIN_FUZZ_FILE_BUNDLE_H_
 

@@ -14,10 +14,12 @@ trap 'rm -rf "$work"' EXIT
 export OMP_NUM_THREADS=1
 
 # A bundle (fuzz/file_bundle.h): each file as a uint32 little-endian length
-# and its bytes. "-" stands for an empty file; ":manifest" after a name
-# drops a checkpoint manifest's seal (the target redoes it) and makes a
-# format-1 manifest (a pipetrain from before the seal) format 2, so the seed
-# reaches the same checks as a current one.
+# and its bytes. "-" stands for an empty file; "bytes:HEX" for those bytes
+# (a target's options byte); ":manifest" after a name drops a checkpoint
+# manifest's seal (the target redoes it) and makes a format-1 manifest (a
+# pipetrain from before the seal) format 2, so the seed reaches the same
+# checks as a current one; ":shards_format1" turns a shard manifest.tsv into
+# format 1 (no crc32c line), as shards written before the seal are.
 bundle() {
   python3 - "$@" <<'PY'
 import struct, sys
@@ -35,6 +37,12 @@ with open(out, "wb") as f:
                     data = data[:-5]
                 if data[:2] == b"\x08\x01":
                     data = b"\x08\x02" + data[2:]
+            elif op == "shards_format1":
+                lines = data.decode().splitlines(keepends=True)
+                lines = [l for l in lines if not l.startswith("crc32c")]
+                lines = ["format\tpipetrain-shards\t1\n" if l.startswith("format\t") else l
+                         for l in lines]
+                data = "".join(lines).encode()
         f.write(struct.pack("<I", len(data)) + data)
 PY
 }
@@ -77,9 +85,16 @@ PY
 cp pairs.tsv malformed.tsv "$out/tsv_corpus/"
 cp corpus/spm.model "$out/sentencepiece/unigram_byte_fallback.model"
 s=corpus/shards
-bundle "$out/token_shards/tiny" $s/manifest.tsv $s/train.tokens $s/train.pairs $s/dev.tokens \
-  $s/dev.pairs $s/test.tokens $s/test.pairs
-bundle "$out/token_shards/manifest_only" $s/manifest.tsv
+grep -q '^format.pipetrain-shards.2$' $s/manifest.tsv ||
+  { echo "make_seeds: $bin writes no format-2 shard manifest; build a current one" >&2; exit 1; }
+# Options byte first (bit 0: the target reseals manifest.tsv after mutation);
+# the seal check itself is fuzzed from the seeds with bit 0 clear, and the
+# format-1 reader (shards from before the seal) from the last one.
+files="$s/train.tokens $s/train.pairs $s/dev.tokens $s/dev.pairs $s/test.tokens $s/test.pairs"
+bundle "$out/token_shards/tiny" bytes:01 $s/manifest.tsv $files
+bundle "$out/token_shards/tiny_as_written" bytes:00 $s/manifest.tsv $files
+bundle "$out/token_shards/manifest_only" bytes:00 $s/manifest.tsv
+bundle "$out/token_shards/tiny_format1" bytes:00 $s/manifest.tsv:shards_format1 $files
 
 # SentencePiece's own trainer, no byte fallback, with a precompiled charsmap
 # of a few custom rules (the built-in nmt_nfkc one alone is 240 KB).
