@@ -211,6 +211,11 @@ void SumParts(DType dtype, const void* in, int64_t stride, int parts, int64_t co
 std::vector<int> WorldRanksOf(MPI_Comm comm, std::vector<int> group_ranks) {
   MPI_Group group, world;
   std::vector<int> out(group_ranks.size(), -1);
+  int size = 0;
+  MPI_Comm_size(comm, &size);
+  for (int r : group_ranks) {
+    if (r < 0 || r >= size) return out;  // a bad peer: the caller's check names it
+  }
   if (MPI_Comm_group(comm, &group) != MPI_SUCCESS) return out;
   MPI_Comm_group(MPI_COMM_WORLD, &world);
   MPI_Group_translate_ranks(group, static_cast<int>(group_ranks.size()), group_ranks.data(), world,

@@ -184,7 +184,7 @@ TEST(MpiCommunicatorTest, ReceiveOfAnotherSizeIsAnErrorNamingPeerTagAndSizes) {
     ASSERT_TRUE(receive.ok());
     absl::Status status = (*receive)->Wait();
     EXPECT_FALSE(status.ok());
-    EXPECT_THAT(std::string(status.message()), HasSubstr("Irecv from rank 1 (tag 6)"));
+    EXPECT_THAT(std::string(status.message()), HasSubstr("Irecv from rank 1 (world rank 1, tag 6)"));
     EXPECT_THAT(std::string(status.message()),
                 HasSubstr("expected 12 f32 elements (48 bytes) of [3,4], got "));
     // Open MPI reports the size of a truncated message; MPI need not.
@@ -197,7 +197,7 @@ TEST(MpiCommunicatorTest, ReceiveOfAnotherSizeIsAnErrorNamingPeerTagAndSizes) {
     ASSERT_TRUE(receive.ok());
     absl::Status status = (*receive)->Wait();
     EXPECT_FALSE(status.ok());
-    EXPECT_THAT(std::string(status.message()), HasSubstr("Irecv from rank 0 (tag 5) on rank 1"));
+    EXPECT_THAT(std::string(status.message()), HasSubstr("Irecv from rank 0 (world rank 0, tag 5) on rank 1"));
     EXPECT_THAT(
         std::string(status.message()),
         HasSubstr("expected 12 f32 elements (48 bytes) of [12], got 10 elements (40 bytes)"));
