@@ -215,6 +215,15 @@ absl::StatusOr<StageBoundary> ModelStage::Forward(const StepContext& ctx, const 
     }
     PT_ASSIGN_OR_RETURN(x, LayerForward(ctx, batch, g, x, memory, &saved->layers[i]));
     if (recompute) saved->layers[i] = LayerSaved();  // rebuilt in backward
+    if (residual_sums_.defined()) {
+      // Only on a statistics step: one reduction into this layer's slot.
+      const Tensor out = x.dtype() == DType::kBF16 ? x.To(DType::kF32) : x;
+      PT_ASSIGN_OR_RETURN(const Tensor sq, SegmentSumsOfSquaresOnDevice(
+                                               out.Reshape({out.numel()}), {{0, out.numel()}}));
+      Tensor slot = residual_sums_.View(i, {1});
+      PT_RETURN_IF_ERROR(ops::Axpy(1.0, sq, slot));
+      residual_counts_[i] += static_cast<double>(out.numel());
+    }
     if (g == n_enc - 1) {
       if (enc_final_gamma_ >= 0) {
         saved->encoder_top = x;
@@ -375,6 +384,22 @@ absl::Status ModelStage::SetEmbeddingGrad(const std::array<Tensor, 3>& partials)
     if (partial.defined()) PT_RETURN_IF_ERROR(ops::Axpy(1.0, partial, grad));
   }
   return absl::OkStatus();
+}
+
+void ModelStage::StartResidualStats() {
+  residual_sums_ = Tensor::Zeros({static_cast<int64_t>(layers_.size())}, DType::kF64,
+                                 store_->device());
+  residual_counts_.assign(layers_.size(), 0.0);
+}
+
+absl::StatusOr<std::vector<std::pair<double, double>>> ModelStage::TakeResidualStats() {
+  std::vector<std::pair<double, double>> stats;
+  if (!residual_sums_.defined()) return stats;
+  PT_ASSIGN_OR_RETURN(const Tensor host, CopyToDevice(residual_sums_, Device::kCpu));
+  for (size_t i = 0; i < layers_.size(); ++i) stats.push_back({host.At(i), residual_counts_[i]});
+  residual_sums_ = Tensor();
+  residual_counts_.clear();
+  return stats;
 }
 
 std::vector<FlatSegment> ModelStage::ParameterSegments(bool skip_embedding) const {

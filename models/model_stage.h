@@ -124,6 +124,18 @@ class ModelStage {
   // CPU store), for a caller that reads several chunks' lists at once.
   absl::StatusOr<Tensor> GradSquaresOnDevice(bool skip_embedding) const;
 
+  // Residual-stream statistics (train.layer_stats_interval), measured only
+  // between these two calls, so other steps pay nothing: Forward adds each
+  // layer's sum of squares of its output hidden states (all positions, pad
+  // included) to a per-layer f64 accumulator on the store's device.
+  void StartResidualStats();
+  // Per layer of the stage, in order: {sum of squares, elements} (the sums
+  // read from the device in one copy); stops measuring.
+  absl::StatusOr<std::vector<std::pair<double, double>>> TakeResidualStats();
+
+  // Each parameter's span of the flat buffers, in registration order.
+  std::vector<FlatSegment> ParameterSegments(bool skip_embedding) const;
+
   ParameterStore& params() { return *store_; }
   const ParameterStore& params() const { return *store_; }
   const ModelSpec& spec() const { return spec_; }
@@ -148,8 +160,6 @@ class ModelStage {
   // What crosses into global layer `layer` (nothing at 0 or past the last layer).
   StageBoundary ShapesAt(int layer, const Batch& batch) const;
   int encoder_layers() const { return spec_.encoder_layers(); }
-  // Each parameter's span of the flat buffers, in registration order.
-  std::vector<FlatSegment> ParameterSegments(bool skip_embedding) const;
 
   ModelSpec spec_;
   std::unique_ptr<ParameterStore> store_;
@@ -164,6 +174,10 @@ class ModelStage {
   ParamId dec_final_gamma_ = -1, dec_final_beta_ = -1;
   std::array<Tensor, 3> embedding_partials_;
   std::vector<bool> recompute_;
+  // Defined only while residual statistics are measured: f64 [layers] on
+  // the store's device, and the element counts (host).
+  mutable Tensor residual_sums_;
+  mutable std::vector<double> residual_counts_;
   double embed_scale_ = 1.0;
   double eps_ = 1e-5;
 };

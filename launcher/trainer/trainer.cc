@@ -4,12 +4,15 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <map>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "core/device.h"
 #include "core/gpu_runtime.h"
+#include "core/ops/elementwise.h"
 #include "core/optim/adamw.h"
+#include "core/optim/grad_clip.h"
 #include "core/status_macros.h"
 #include "core/util/log.h"
 #include "launcher/trainer/batch_broadcast.h"
@@ -267,6 +270,7 @@ absl::StatusOr<double> Trainer::GlobalGradSquares() {
     at += on_device[c].numel();
     longest = std::max<int64_t>(longest, mine[c].size());
   }
+  if (record_layer_stats_) grad_squares_by_chunk_ = mine;
   if (p == 1) {
     double total = 0;
     for (const auto& list : mine) {
@@ -324,6 +328,11 @@ absl::StatusOr<StepMetrics> Trainer::Step() {
   const double grad_scale = 1.0 / static_cast<double>(std::max<int64_t>(metrics.target_tokens, 1));
 
   for (auto& chunk : stage_->chunks()) chunk->ZeroGrads();
+  const int stats_interval = train.layer_stats_interval();
+  record_layer_stats_ = stats_interval > 0 && (step_ + 1) % stats_interval == 0;
+  if (record_layer_stats_) {
+    for (auto& chunk : stage_->chunks()) chunk->StartResidualStats();
+  }
   stage_->BeginStep(train.seed(), step_, &mine, topology_.replica * m, grad_scale);
   ready_.clear();
   if (replicas > 1) {
@@ -368,6 +377,15 @@ absl::StatusOr<StepMetrics> Trainer::Step() {
       DType::kF64);
   PT_RETURN_IF_ERROR(world_->AllReduceSum(sums));
   metrics.skipped = !finite_gradients || !std::isfinite(sums.At(0)) || sums.At(2) != 0;
+  // ||dW|| on a statistics step: a copy of each chunk's parameters (on the
+  // device, no host read) taken before the update; after it the copy becomes
+  // old − new in place and is reduced per parameter. A copy rather than
+  // recomputing the AdamW step: the update itself stays the one code path,
+  // and non-recording steps make no copy at all.
+  std::vector<Tensor> before;
+  if (record_layer_stats_ && !metrics.skipped) {
+    for (auto& chunk : stage_->chunks()) before.push_back(chunk->params().flat_params().Clone());
+  }
   if (!metrics.skipped) {
     for (size_t c = 0; c < stage_->chunks().size(); ++c) {
       ParameterStore& store = stage_->chunks()[c]->params();
@@ -380,12 +398,155 @@ absl::StatusOr<StepMetrics> Trainer::Step() {
     ++skipped_in_a_row_;
     ++skipped_steps_;
   }
+  if (record_layer_stats_) {
+    PT_ASSIGN_OR_RETURN(metrics.layer_stats, CollectLayerStats(std::move(before)));
+    record_layer_stats_ = false;
+  }
   metrics.skipped_steps = skipped_steps_;
   metrics.skipped_in_a_row = skipped_in_a_row_;
   metrics.nonfinite_updates = static_cast<int64_t>(sums.At(2));
   metrics.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   FinishMetrics(train, sums.At(0), sums.At(1), &metrics);
   return metrics;
+}
+
+absl::StatusOr<std::vector<std::vector<double>>> Trainer::GatherByVirtualStage(
+    const std::vector<std::vector<double>>& mine) {
+  const int p = topology_.pipeline_stages;
+  const int v = static_cast<int>(mine.size());
+  if (p == 1) return mine;  // virtual stage c is chunk c
+  int64_t longest = 0;
+  for (const auto& list : mine) longest = std::max<int64_t>(longest, list.size());
+  Tensor count = Tensor::FromVector({static_cast<double>(longest)}, {1}, DType::kF64);
+  PT_ASSIGN_OR_RETURN(std::vector<Tensor> counts, host_groups_.pipeline->AllGather(count));
+  int64_t width = 0;
+  for (const Tensor& c : counts) width = std::max<int64_t>(width, static_cast<int64_t>(c.At(0)));
+  Tensor packed = Tensor::Empty({v, width + 1}, DType::kF64);
+  for (int c = 0; c < v; ++c) {
+    double* row = packed.data<double>() + c * (width + 1);
+    row[0] = static_cast<double>(mine[c].size());
+    for (int64_t i = 0; i < width; ++i) {
+      row[1 + i] = i < static_cast<int64_t>(mine[c].size()) ? mine[c][i] : 0.0;
+    }
+  }
+  PT_ASSIGN_OR_RETURN(std::vector<Tensor> all, host_groups_.pipeline->AllGather(packed));
+  std::vector<std::vector<double>> lists(p * v);
+  for (int vs = 0; vs < p * v; ++vs) {
+    const double* row = all[vs % p].data<double>() + (vs / p) * (width + 1);
+    lists[vs].assign(row + 1, row + 1 + static_cast<int64_t>(row[0]));
+  }
+  return lists;
+}
+
+namespace {
+
+// Group codes of parameters and layers: global layer g >= 0; the others.
+constexpr int kEmbedGroup = -1, kEncoderFinalLn = -2, kDecoderFinalLn = -3, kOutputGroup = -4,
+              kOtherGroup = -5;
+
+int GroupOfParameter(const std::string& name, int encoder_layers) {
+  const size_t dot = name.find('.');
+  const std::string head = name.substr(0, dot);
+  if (head == "embed") return kEmbedGroup;
+  if (head == "output") return kOutputGroup;
+  if ((head == "encoder" || head == "decoder") && dot != std::string::npos) {
+    const size_t end = name.find('.', dot + 1);
+    const std::string second = name.substr(dot + 1, end == std::string::npos ? end : end - dot - 1);
+    if (second == "final_ln") return head == "encoder" ? kEncoderFinalLn : kDecoderFinalLn;
+    if (!second.empty() && second.find_first_not_of("0123456789") == std::string::npos) {
+      return std::stoi(second) + (head == "decoder" ? encoder_layers : 0);
+    }
+  }
+  return kOtherGroup;
+}
+
+std::string GroupName(int code, int encoder_layers) {
+  switch (code) {
+    case kEmbedGroup: return "embed";
+    case kEncoderFinalLn: return "encoder.final_ln";
+    case kDecoderFinalLn: return "decoder.final_ln";
+    case kOutputGroup: return "output";
+    case kOtherGroup: return "other";
+    default:
+      return code < encoder_layers ? absl::StrCat("encoder.", code)
+                                   : absl::StrCat("decoder.", code - encoder_layers);
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<LayerStats> Trainer::CollectLayerStats(std::vector<Tensor> before) {
+  const int v = static_cast<int>(stage_->chunks().size());
+  const int n_enc = spec_.model().encoder_layers();
+  // Per chunk, per parameter (the GlobalGradSquares list: the embedding only
+  // on virtual stage 0): [grad², ||W_before||², ||dW||², group] ×, then per
+  // layer [sum of squares, elements, group].
+  std::vector<std::vector<double>> params(v), layers(v);
+  for (int c = 0; c < v; ++c) {
+    ModelStage& chunk = *stage_->chunks()[c];
+    const bool skip_embedding = VirtualStage(c) != 0;
+    const std::vector<FlatSegment> segments = chunk.ParameterSegments(skip_embedding);
+    std::vector<double> w2(segments.size(), std::nan("")), d2(segments.size(), std::nan(""));
+    if (!before.empty()) {
+      PT_ASSIGN_OR_RETURN(w2, SegmentSumsOfSquares(before[c], segments));
+      PT_RETURN_IF_ERROR(ops::Axpy(-1.0, chunk.params().flat_params(), before[c]));
+      PT_ASSIGN_OR_RETURN(d2, SegmentSumsOfSquares(before[c], segments));
+    }
+    const std::vector<double>& g2 = grad_squares_by_chunk_[c];
+    std::vector<int> groups;
+    for (ParamId id = 0; id < static_cast<ParamId>(chunk.params().infos().size()); ++id) {
+      if (skip_embedding && id == chunk.embedding_id()) continue;
+      groups.push_back(GroupOfParameter(chunk.params().infos()[id].name, n_enc));
+    }
+    if (g2.size() != segments.size() || groups.size() != segments.size()) {
+      return absl::InternalError("layer statistics: parameter lists of different lengths");
+    }
+    for (size_t i = 0; i < segments.size(); ++i) {
+      params[c].insert(params[c].end(), {g2[i], w2[i], d2[i], static_cast<double>(groups[i])});
+    }
+    PT_ASSIGN_OR_RETURN(const auto residual, chunk.TakeResidualStats());
+    for (size_t i = 0; i < residual.size(); ++i) {
+      layers[c].insert(layers[c].end(), {residual[i].first, residual[i].second,
+                                         static_cast<double>(chunk.first_layer() + i)});
+    }
+  }
+  grad_squares_by_chunk_.clear();
+  PT_ASSIGN_OR_RETURN(const auto all_params, GatherByVirtualStage(params));
+  PT_ASSIGN_OR_RETURN(const auto all_layers, GatherByVirtualStage(layers));
+  // Sums per group, groups in the order they first appear (global order).
+  struct Sums {
+    double g2 = 0, w2 = 0, d2 = 0, r2 = 0, elements = 0;
+  };
+  std::vector<int> order;
+  std::map<int, Sums> sums;
+  auto at = [&](int code) -> Sums& {
+    if (!sums.count(code)) order.push_back(code);
+    return sums[code];
+  };
+  for (const auto& list : all_params) {
+    for (size_t i = 0; i + 3 < list.size(); i += 4) {
+      Sums& s = at(static_cast<int>(list[i + 3]));
+      s.g2 += list[i];
+      s.w2 += list[i + 1];
+      s.d2 += list[i + 2];
+    }
+  }
+  for (const auto& list : all_layers) {
+    for (size_t i = 0; i + 2 < list.size(); i += 3) {
+      Sums& s = at(static_cast<int>(list[i + 2]));
+      s.r2 += list[i];
+      s.elements += list[i + 1];
+    }
+  }
+  LayerStats stats;
+  for (int code : order) {
+    const Sums& s = sums[code];
+    stats.layers.push_back(GroupName(code, n_enc));
+    stats.grad_norm.push_back(std::sqrt(s.g2));
+    stats.update_ratio.push_back(s.w2 > 0 ? std::sqrt(s.d2) / std::sqrt(s.w2) : std::nan(""));
+    stats.residual_rms.push_back(s.elements > 0 ? std::sqrt(s.r2 / s.elements) : std::nan(""));
+  }
+  return stats;
 }
 
 absl::Status Trainer::VisitParameters(const std::function<void(const Tensor&)>& visit) {

@@ -36,6 +36,22 @@
 
 namespace pipetrain {
 
+// Per-layer statistics of one step (train.layer_stats_interval), in global
+// layer order: "embed", "encoder.0", …, "encoder.final_ln", "decoder.0", …,
+// "decoder.final_ln", "output" (those the model has). Every parameter belongs
+// to exactly one entry, so the squares of grad_norm add up to the step's
+// grad_norm². NaN where a value does not apply (residual_rms of the
+// embedding, final LNs and output; update_ratio of a skipped step).
+struct LayerStats {
+  std::vector<std::string> layers;
+  std::vector<double> grad_norm;     // before clipping, after the data-parallel sum
+  std::vector<double> update_ratio;  // ||W_after − W_before|| / ||W_before||
+  // RMS of the layer's output hidden states over every element of the
+  // step's micro-batches (all positions, pad included); under data
+  // parallelism the printing rank's replica (replica 0).
+  std::vector<double> residual_rms;
+};
+
 struct StepMetrics {
   int64_t step = 0;  // 1-based number of the update just made
   double loss = 0;   // smoothed loss per target token (nats)
@@ -53,6 +69,8 @@ struct StepMetrics {
   int64_t skipped_steps = 0;     // since this process started
   int64_t skipped_in_a_row = 0;  // ending with this step
   int64_t nonfinite_updates = 0;  // elements the update would have spoilt (all ranks)
+  // Filled on the steps train.layer_stats_interval names (empty otherwise).
+  LayerStats layer_stats;
 };
 
 class Trainer {
@@ -127,6 +145,14 @@ class Trainer {
   absl::Status FinishGradientSums();
   absl::Status SyncEmbedding();
   absl::StatusOr<double> GlobalGradSquares();
+  // Collective over the pipeline group: every virtual stage's list (this
+  // rank's chunk c gives mine[c]), in global virtual-stage order, on every
+  // rank of the group.
+  absl::StatusOr<std::vector<std::vector<double>>> GatherByVirtualStage(
+      const std::vector<std::vector<double>>& mine);
+  // The statistics step: `before` holds each chunk's parameters before the
+  // update (undefined when the step was skipped).
+  absl::StatusOr<LayerStats> CollectLayerStats(std::vector<Tensor> before);
   absl::StatusOr<std::vector<Batch>> ToDevice(std::vector<Batch> batches) const;
   bool reads_data() const { return topology_.stage == 0; }
   int VirtualStage(int chunk) const { return chunk * topology_.pipeline_stages + topology_.stage; }
@@ -160,6 +186,10 @@ class Trainer {
   std::vector<std::unique_ptr<CommRequest>> pending_sums_;
   int64_t step_ = 0;
   int simulated_peak_live_ = 0;
+  // Each chunk's per-parameter gradient sums of squares, kept by
+  // GlobalGradSquares on statistics steps only.
+  bool record_layer_stats_ = false;
+  std::vector<std::vector<double>> grad_squares_by_chunk_;
   // Elements per data-parallel sum: 8 Mi f32 = 32 MiB, large enough for
   // NCCL's bandwidth, small enough that the first sums start early.
   static constexpr int64_t kGradientBucketElements = int64_t{8} << 20;

@@ -174,6 +174,40 @@ absl::Status RunSteps(const TrainConfig& train, const TrainingOutputs& outputs, 
       tokens_since_log = 0;
       seconds_since_log = 0;
     }
+    if (metrics_file && !last.layer_stats.layers.empty()) {
+      // One line per statistics step (train.layer_stats_interval); the
+      // per-layer lists in global layer order, null where not finite.
+      const LayerStats& ls = last.layer_stats;
+      auto list = [](const std::vector<double>& values) {
+        std::string out = "[";
+        for (size_t i = 0; i < values.size(); ++i) {
+          absl::StrAppend(&out, i ? "," : "", JsonNumber(values[i]));
+        }
+        return out + "]";
+      };
+      std::string names = "[";
+      for (size_t i = 0; i < ls.layers.size(); ++i) {
+        absl::StrAppend(&names, i ? "," : "", "\"", ls.layers[i], "\"");
+      }
+      names += "]";
+      metrics_file << absl::StrFormat(
+          "{\"step\":%d,\"layer_stats\":{\"layers\":%s,\"grad_norm\":%s,\"update_ratio\":%s,"
+          "\"residual_rms\":%s}}\n",
+          last.step, names, list(ls.grad_norm), list(ls.update_ratio), list(ls.residual_rms));
+      metrics_file.flush();
+      ScalarList scalars;
+      for (size_t i = 0; i < ls.layers.size(); ++i) {
+        const std::pair<const char*, double> values[] = {{"grad_norm", ls.grad_norm[i]},
+                                                         {"update_ratio", ls.update_ratio[i]},
+                                                         {"residual_rms", ls.residual_rms[i]}};
+        for (const auto& [stat, value] : values) {
+          if (std::isfinite(value)) {
+            scalars.push_back({absl::StrCat("layer/", stat, "/", ls.layers[i]), value});
+          }
+        }
+      }
+      events.Add(last.step, scalars);
+    }
     const bool final_step = last.step == train.steps();
     PT_ASSIGN_OR_RETURN(const bool preempted, trainer.AnyRank(PreemptionSignal() != 0));
     // The checkpoint first: a validation that fails must not cost the step.
