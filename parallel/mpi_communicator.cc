@@ -356,8 +356,8 @@ absl::StatusOr<std::unique_ptr<CommRequest>> MpiCommunicator::Isend(const Tensor
 
 absl::StatusOr<std::unique_ptr<CommRequest>> MpiCommunicator::Irecv(Tensor& t, int peer, int tag) {
   const std::string what =
-      absl::StrCat("Irecv from rank ", peer, " (world rank ", WorldRanksOf(handle_->comm, {peer})[0],
-                   ", tag ", tag, ") on ", Who());
+      absl::StrCat("Irecv from rank ", peer, " (world rank ",
+                   WorldRanksOf(handle_->comm, {peer})[0], ", tag ", tag, ") on ", Who());
   PT_RETURN_IF_ERROR(CheckTransferable(t, what));
   PT_CHECK_ARG(peer >= 0 && peer < size_, what, ": peer outside the group of ", size_);
   PT_CHECK_ARG(tag >= 0 && tag <= TagUpperBound(), what, ": tags must lie in [0, ", TagUpperBound(),

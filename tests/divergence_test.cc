@@ -126,8 +126,8 @@ TEST(DivergenceTest, LoadingRefusesANonFiniteValueNamingTheTensor) {
   EXPECT_FALSE(restored.ok());
   EXPECT_THAT(std::string(restored.message()), HasSubstr("embed")) << restored.message();
   EXPECT_THAT(restored.message(), HasSubstr("1 non-finite values (first at element 0)"));
-  const auto translated =
-      testing::RunPipetrain("translate --ckpt " + dir + " --src-lang en --tgt-lang de < /dev/null 2>&1");
+  const auto translated = testing::RunPipetrain("translate --ckpt " + dir +
+                                                " --src-lang en --tgt-lang de < /dev/null 2>&1");
   EXPECT_NE(translated.exit_code, 0) << translated.output;
   EXPECT_THAT(translated.output, HasSubstr("non-finite"));
 }
@@ -166,9 +166,9 @@ TEST(DivergenceTest, HugeLearningRateStopsWithExitStatusThreeAndFiniteCheckpoint
 }
 
 TEST(DivergenceTest, MaxSkippedStepsMustBePositive) {
-  absl::StatusOr<RunSpec> spec = LoadRunSpec(std::string(PIPETRAIN_SOURCE_DIR) +
-                                                 "/configs/tiny.pbtxt",
-                                             "", {"train.max_skipped_steps=-1"});
+  absl::StatusOr<RunSpec> spec =
+      LoadRunSpec(std::string(PIPETRAIN_SOURCE_DIR) + "/configs/tiny.pbtxt", "",
+                  {"train.max_skipped_steps=-1"});
   ASSERT_FALSE(spec.ok());
   EXPECT_THAT(spec.status().message(), HasSubstr("train.max_skipped_steps=-1 must be >= 1"));
 }

@@ -35,8 +35,8 @@ testing::RunResult TwoRanks(const std::string& binary0, const std::string& args0
 }
 
 std::string Train(const std::string& dir, const std::string& extra) {
-  return "train --spec configs/tiny.pbtxt --set pipeline.stages=2 --set output_dir=" + dir +
-         " " + extra;
+  return "train --spec configs/tiny.pbtxt --set pipeline.stages=2 --set output_dir=" + dir + " " +
+         extra;
 }
 
 // Before: a different --steps on one rank hung the job; a different ffn_dim
@@ -79,18 +79,20 @@ TEST(RankAgreementTest, RanksThatAgreeTrain) {
 TEST(CommWatchdogTest, AStoppedRankEndsTheJobWithinTheTimeout) {
   const std::string dir = Fresh("stopped");
   const int timeout_s = 8;  // far above a tiny step, even on a loaded machine
-  const auto run = RunCommand(kEnv + "bash tests/testing/stop_one_rank.sh \"" + PIPETRAIN_MPIRUN +
-                              "\" " + PIPETRAIN_BINARY + " " + dir + " " +
-                              std::to_string(timeout_s));
+  const auto run =
+      RunCommand(kEnv + "bash tests/testing/stop_one_rank.sh \"" + PIPETRAIN_MPIRUN + "\" " +
+                 PIPETRAIN_BINARY + " " + dir + " " + std::to_string(timeout_s));
   ASSERT_EQ(run.exit_code, 0) << run.output;
   ASSERT_THAT(run.output, HasSubstr("rc="));
   const int rc = std::atoi(run.output.substr(run.output.find("rc=") + 3).c_str());
   const double seconds = std::atof(run.output.substr(run.output.find("seconds=") + 8).c_str());
   EXPECT_EQ(rc, 4) << run.output;  // kExitCommStalled, passed on by mpirun
   EXPECT_LT(seconds, timeout_s + 30) << run.output;
-  EXPECT_THAT(run.output, HasSubstr("error: [watchdog] world rank "));
-  EXPECT_THAT(run.output, HasSubstr(" has waited "));
-  EXPECT_THAT(run.output, HasSubstr("(train.comm_timeout_s=8): the peer did not answer"));
+  // The ranks waiting on the stopped one name themselves, what they wait on
+  // and the peer ("has waited N s for ..."); the stopped one, woken by
+  // mpirun's SIGCONT, may say it was frozen. Either is the watchdog's line.
+  EXPECT_THAT(run.output, HasSubstr("error: [watchdog] world rank ")) << run.output;
+  EXPECT_THAT(run.output, HasSubstr("(train.comm_timeout_s=8)")) << run.output;
 }
 
 TEST(CommWatchdogTest, TheTimeoutIsBounded) {

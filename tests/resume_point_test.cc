@@ -15,8 +15,8 @@ namespace pipetrain {
 namespace {
 
 namespace fs = std::filesystem;
-using ::testing::HasSubstr;
 using testing::CheckedFinalDigest;
+using ::testing::HasSubstr;
 using testing::RunPipetrain;
 
 class ResumePointTest : public ::testing::Test {
@@ -28,9 +28,9 @@ class ResumePointTest : public ::testing::Test {
   }
   // Trains the tiny model to `steps`, a checkpoint every 2 steps, in dir_.
   testing::RunResult Train(int steps) {
-    return RunPipetrain("train --spec configs/tiny.pbtxt --steps " + std::to_string(steps) +
-                        " --set checkpoint_interval=2 --set keep_checkpoints=10 --set output_dir=" +
-                        dir_);
+    return RunPipetrain(
+        "train --spec configs/tiny.pbtxt --steps " + std::to_string(steps) +
+        " --set checkpoint_interval=2 --set keep_checkpoints=10 --set output_dir=" + dir_);
   }
   std::string Step(int n) const { return dir_ + "/step_" + std::to_string(n); }
   // Flips one bit in the middle of a step directory's first data file.
@@ -122,9 +122,10 @@ TEST_F(ResumePointTest, NoWholeStepIsRefusedAndNothingIsOverwritten) {
 TEST_F(ResumePointTest, AnotherModelsCheckpointsAreNeverOverwritten) {
   ASSERT_EQ(Train(2).exit_code, 0);
   fs::remove(dir_ + "/latest");
-  const auto run = RunPipetrain("train --spec configs/tiny.pbtxt --steps 4 --set d_model=32 "
-                                "--set checkpoint_interval=2 --set output_dir=" +
-                                dir_);
+  const auto run = RunPipetrain(
+      "train --spec configs/tiny.pbtxt --steps 4 --set d_model=32 "
+      "--set checkpoint_interval=2 --set output_dir=" +
+      dir_);
   EXPECT_EQ(run.exit_code, 1) << run.output;
   EXPECT_THAT(run.output, HasSubstr("of a different model"));
   EXPECT_FALSE(fs::exists(Step(4)));

@@ -180,9 +180,9 @@ TEST(SbatchScriptTest, PassesBashAndShellcheck) {
   if (RunCommand("command -v shellcheck").exit_code != 0) {
     GTEST_SKIP() << "shellcheck is not installed (apt-get install shellcheck); bash -n passed";
   }
-  const RunResult lint = RunCommand(std::string("timeout 60 shellcheck ") + kScript +
-                                    " deploy/slurm/train.sbatch" +
-                                    " && timeout 60 shellcheck -s bash deploy/slurm/requeue_decision.sh");
+  const RunResult lint =
+      RunCommand(std::string("timeout 60 shellcheck ") + kScript + " deploy/slurm/train.sbatch" +
+                 " && timeout 60 shellcheck -s bash deploy/slurm/requeue_decision.sh");
   EXPECT_EQ(lint.exit_code, 0) << lint.output;
 }
 
@@ -233,13 +233,12 @@ RunResult ExpectPreemptionRequeues(const std::string& launcher_name,
   // script must not pass on a second SIGUSR1, which would kill the rank
   // (pipetrain's handler fires once). The script gets a session of its own so
   // that whatever a broken script leaves running is stopped at the end.
-  const RunResult r = RunCommand(
-      absl::StrCat(CleanEnv(), "bash -c '", script_env, "setsid bash ", kScript,
-                   " --steps 1000000 --set log_interval=1 --set output_dir=", run, " > ", log,
-                   " 2>&1 & pid=$!; for i in $(seq 600); do grep -q \"step 3/\" ", log,
-                   " && break; sleep 0.05; done; ", stop,
-                   "wait $pid; echo script_exit=$?; kill -TERM -- -$pid 2>/dev/null; true'; cat ",
-                   log));
+  const RunResult r = RunCommand(absl::StrCat(
+      CleanEnv(), "bash -c '", script_env, "setsid bash ", kScript,
+      " --steps 1000000 --set log_interval=1 --set output_dir=", run, " > ", log,
+      " 2>&1 & pid=$!; for i in $(seq 600); do grep -q \"step 3/\" ", log,
+      " && break; sleep 0.05; done; ", stop,
+      "wait $pid; echo script_exit=$?; kill -TERM -- -$pid 2>/dev/null; true'; cat ", log));
   EXPECT_THAT(r.output, HasSubstr("preempted by a signal after step")) << r.output;
   EXPECT_THAT(r.output, HasSubstr("requeueing job 4242")) << r.output;
   EXPECT_THAT(r.output, HasSubstr("script_exit=0")) << r.output;
@@ -276,7 +275,8 @@ TEST(SbatchScriptTest, MpirunTerminatedDirectlyStillRequeuesFromTheRanksMarker) 
   if (which.exit_code != 0) GTEST_SKIP() << "mpirun is not installed";
   std::string mpirun = which.output.substr(0, which.output.find('\n'));
   const RunResult r = ExpectPreemptionRequeues(
-      "mpirun", "exec " + mpirun + " -np 2 --oversubscribe \"${args[@]}\" --set pipeline.stages=2\n",
+      "mpirun",
+      "exec " + mpirun + " -np 2 --oversubscribe \"${args[@]}\" --set pipeline.stages=2\n",
       "-np 64 ", kTerminateTheLauncher);
   EXPECT_THAT(r.output, HasSubstr("the launcher exited with 1, but the ranks stopped for "
                                   "preemption with a checkpoint (preempted step="))
@@ -290,9 +290,10 @@ TEST(RequeueDecisionTest, RequeuesOnSeventyFiveOrTheRanksMarkerOnly) {
   std::ofstream(marker) << "preempted step=7 checkpoint=runs/x\n";
   const std::string missing = dir / "missing";
   auto decide = [&](int status, const std::string& file) {
-    return RunCommand(absl::StrCat("bash -c 'source deploy/slurm/requeue_decision.sh; "
-                                   "pipetrain_should_requeue ",
-                                   status, " ", file, "'"));
+    return RunCommand(
+        absl::StrCat("bash -c 'source deploy/slurm/requeue_decision.sh; "
+                     "pipetrain_should_requeue ",
+                     status, " ", file, "'"));
   };
   EXPECT_EQ(decide(75, missing).exit_code, 0);
   const RunResult marked = decide(1, marker);
@@ -315,9 +316,9 @@ TEST(RequeueDecisionTest, TheRanksWriteTheMarkerAfterTheirCheckpoint) {
   const std::string run = dir / "run";
   const RunResult r = RunCommand(absl::StrCat(
       CleanEnv(), "PIPETRAIN_STOP_MARKER=", marker, " bash -c '", PIPETRAIN_BINARY,
-      " train --spec configs/tiny.pbtxt --steps 1000000 --set output_dir=", run, " > ",
-      dir / "log", " 2>&1 & pid=$!; for i in $(seq 600); do grep -q \"step 3/\" ",
-      dir / "log", " && break; sleep 0.05; done; kill -INT $pid; wait $pid; echo exit=$?'"));
+      " train --spec configs/tiny.pbtxt --steps 1000000 --set output_dir=", run, " > ", dir / "log",
+      " 2>&1 & pid=$!; for i in $(seq 600); do grep -q \"step 3/\" ", dir / "log",
+      " && break; sleep 0.05; done; kill -INT $pid; wait $pid; echo exit=$?'"));
   EXPECT_THAT(r.output, HasSubstr("exit=75")) << r.output;
   const std::string recorded = testing::ReadAll(marker);
   EXPECT_THAT(recorded, HasSubstr("preempted step=")) << r.output;

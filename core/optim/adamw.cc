@@ -85,16 +85,16 @@ absl::Status CheckAdamWArgs(const AdamWHyper& hyper, int64_t step, const Tensor&
   for (const Named& x :
        {Named{"params", &params}, Named{"grads", &grads}, Named{"m", &m}, Named{"v", &v}}) {
     if (on_gpu) {
-      PT_CHECK_ARG(x.t->device() == Device::kCuda, "AdamW: ", x.name, " is ",
-                   x.t->DebugString(), " but params are on ", DeviceName(params.device()));
+      PT_CHECK_ARG(x.t->device() == Device::kCuda, "AdamW: ", x.name, " is ", x.t->DebugString(),
+                   " but params are on ", DeviceName(params.device()));
     } else if (x.t->device() != params.device()) {
-      return absl::InvalidArgumentError(absl::StrCat("AdamW: ", x.name, " is ",
-                                                     x.t->DebugString(), " but params are on ",
+      return absl::InvalidArgumentError(absl::StrCat("AdamW: ", x.name, " is ", x.t->DebugString(),
+                                                     " but params are on ",
                                                      DeviceName(params.device())));
     }
-    PT_CHECK_ARG(x.t->dtype() == dtype && x.t->numel() == params.numel(), "AdamW: ", x.name,
-                 " is ", x.t->DebugString(), "; expected ", DTypeName(dtype), " with ",
-                 params.numel(), " elements like params");
+    PT_CHECK_ARG(x.t->dtype() == dtype && x.t->numel() == params.numel(), "AdamW: ", x.name, " is ",
+                 x.t->DebugString(), "; expected ", DTypeName(dtype), " with ", params.numel(),
+                 " elements like params");
   }
   return absl::OkStatus();
 }
@@ -118,12 +118,12 @@ absl::Status AdamWStep(const AdamWHyper& hyper, int64_t step, Tensor& params, co
   return absl::OkStatus();
 }
 
-absl::Status CountNonFiniteAdamWResults(const AdamWHyper& hyper, int64_t step,
-                                        const Tensor& params, const Tensor& grads,
-                                        const Tensor& m, const Tensor& v, Tensor& nonfinite) {
+absl::Status CountNonFiniteAdamWResults(const AdamWHyper& hyper, int64_t step, const Tensor& params,
+                                        const Tensor& grads, const Tensor& m, const Tensor& v,
+                                        Tensor& nonfinite) {
   PT_RETURN_IF_ERROR(CheckAdamWArgs(hyper, step, params, grads, m, v));
-  PT_CHECK_ARG(nonfinite.defined() && nonfinite.dtype() == DType::kF64 &&
-                   nonfinite.numel() == 1 && nonfinite.device() == params.device(),
+  PT_CHECK_ARG(nonfinite.defined() && nonfinite.dtype() == DType::kF64 && nonfinite.numel() == 1 &&
+                   nonfinite.device() == params.device(),
                "CountNonFiniteAdamWResults: the counter must be f64 [1] on ",
                DeviceName(params.device()), ", not ", nonfinite.DebugString());
 #if PIPETRAIN_WITH_CUDA

@@ -28,9 +28,9 @@ absl::Status AdamWStep(const AdamWHyper& hyper, int64_t step, Tensor& params, co
 // the number of elements whose new parameter, m or v would not be finite,
 // and writes nothing else. A trainer runs it before the update, so a step
 // that would poison the weights or the moments is skipped, not applied.
-absl::Status CountNonFiniteAdamWResults(const AdamWHyper& hyper, int64_t step,
-                                        const Tensor& params, const Tensor& grads,
-                                        const Tensor& m, const Tensor& v, Tensor& nonfinite);
+absl::Status CountNonFiniteAdamWResults(const AdamWHyper& hyper, int64_t step, const Tensor& params,
+                                        const Tensor& grads, const Tensor& m, const Tensor& v,
+                                        Tensor& nonfinite);
 
 }  // namespace pipetrain
 

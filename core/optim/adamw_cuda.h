@@ -9,9 +9,9 @@ namespace pipetrain::cuda {
 
 absl::Status AdamWStep(const AdamWHyper& hyper, int64_t step, Tensor& params, const Tensor& grads,
                        Tensor& m, Tensor& v);
-absl::Status CountNonFiniteAdamWResults(const AdamWHyper& hyper, int64_t step,
-                                        const Tensor& params, const Tensor& grads,
-                                        const Tensor& m, const Tensor& v, Tensor& nonfinite);
+absl::Status CountNonFiniteAdamWResults(const AdamWHyper& hyper, int64_t step, const Tensor& params,
+                                        const Tensor& grads, const Tensor& m, const Tensor& v,
+                                        Tensor& nonfinite);
 
 }  // namespace pipetrain::cuda
 

@@ -30,7 +30,8 @@ absl::Status BroadcastStepBatches(Communicator& pipeline, int root, int microbat
     return absl::InternalError(absl::StrCat("BroadcastStepBatches: ", batches->size(),
                                             " batches drawn, ", microbatches, " expected"));
   }
-  const int64_t header_slots = kCountSlots + int64_t{microbatches} * kTensorsPerBatch * kSlotsPerField;
+  const int64_t header_slots =
+      kCountSlots + int64_t{microbatches} * kTensorsPerBatch * kSlotsPerField;
   Tensor header = Tensor::Zeros({header_slots}, DType::kF64);
   double* h = header.data<double>();
   int64_t payload = 0;

@@ -36,12 +36,13 @@ absl::Status DivergedError(const TrainConfig& train, const StepMetrics& last) {
   if (train.clip_norm() <= 0) {
     absl::StrAppend(&advice, ", enable clipping (train.clip_norm: 1.0)");
   } else {
-    absl::StrAppend(&advice, absl::StrFormat(", lower train.clip_norm (now %g)", train.clip_norm()));
+    absl::StrAppend(&advice,
+                    absl::StrFormat(", lower train.clip_norm (now %g)", train.clip_norm()));
   }
-  absl::StrAppend(&advice,
-                  absl::StrFormat(", raise train.warmup_steps (now %d), or use a residual norm that "
-                                  "keeps deep models stable (model.norm: DEEPNORM or PRE_LN)",
-                                  train.warmup_steps()));
+  absl::StrAppend(
+      &advice, absl::StrFormat(", raise train.warmup_steps (now %d), or use a residual norm that "
+                               "keeps deep models stable (model.norm: DEEPNORM or PRE_LN)",
+                               train.warmup_steps()));
   absl::Status status = absl::AbortedError(absl::StrFormat(
       "training diverged at step %d: %d steps in a row were skipped (train.max_skipped_steps); "
       "the last one because %s. The checkpoints in %s hold the last finite state. To continue, "

@@ -98,8 +98,8 @@ absl::Status CheckRanksAgree(Communicator& world, const RunSpec& spec, const std
                              ? DescribeSpecDifference(rank0, spec)
                              : std::string("rank 0's spec cannot be read back");
     if (fields.empty()) fields = "the same fields, serialised differently";
-    absl::StrAppend(&finding, finding.empty() ? "" : "; ", "spec fields (rank 0 -> this rank): ",
-                    fields);
+    absl::StrAppend(&finding, finding.empty() ? "" : "; ",
+                    "spec fields (rank 0 -> this rank): ", fields);
   }
   if (finding.size() > kFindingBytes) finding = finding.substr(0, kFindingBytes - 3) + "...";
 

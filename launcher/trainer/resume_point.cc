@@ -60,13 +60,12 @@ absl::StatusOr<ResumePoint> FindResumePoint(const std::string& run_dir) {
     if (!latest.ok()) {
       passed_over = std::string(latest.status().message());
     } else if (dirs.empty() || *latest != dirs.front().second) {
-      passed_over =
-          dirs.empty()
-              ? absl::StrCat(JoinPath(run_dir, "latest"), " names ", *latest,
-                             ", which does not exist")
-              : absl::StrCat(JoinPath(run_dir, "latest"), " names ", *latest, " but ",
-                             dirs.front().second, " is newer (a save stopped before it "
-                             "updated latest, or latest was damaged)");
+      passed_over = dirs.empty() ? absl::StrCat(JoinPath(run_dir, "latest"), " names ", *latest,
+                                                ", which does not exist")
+                                 : absl::StrCat(JoinPath(run_dir, "latest"), " names ", *latest,
+                                                " but ", dirs.front().second,
+                                                " is newer (a save stopped before it "
+                                                "updated latest, or latest was damaged)");
     } else {
       absl::StatusOr<CheckpointReader> reader = CheckpointReader::Open(JoinPath(run_dir, *latest));
       if (reader.ok()) {
@@ -87,19 +86,18 @@ absl::StatusOr<ResumePoint> FindResumePoint(const std::string& run_dir) {
     }
     point.reader = std::move(*reader);
     point.note = absl::StrCat("resuming from ", JoinPath(run_dir, name),
-                              ", the newest step directory that verifies, because ",
-                              passed_over);
+                              ", the newest step directory that verifies, because ", passed_over);
     if (!refused.empty()) {
-      absl::StrAppend(&point.note, "; passed over (a later save replaces them): ",
-                      absl::StrJoin(refused, "; "));
+      absl::StrAppend(&point.note,
+                      "; passed over (a later save replaces them): ", absl::StrJoin(refused, "; "));
     }
     return point;
   }
   return absl::FailedPreconditionError(absl::StrCat(
       "train.output_dir ", run_dir, " holds checkpoints, but none can be resumed: ", passed_over,
-      dirs.empty() ? std::string()
-                   : absl::StrCat("; and no step directory is whole:\n  ",
-                                  absl::StrJoin(refused, "\n  ")),
+      dirs.empty()
+          ? std::string()
+          : absl::StrCat("; and no step directory is whole:\n  ", absl::StrJoin(refused, "\n  ")),
       "\nNothing was changed. Restore the directory from a copy, or move it away (or set "
       "train.output_dir to a new directory) to start over"));
 }

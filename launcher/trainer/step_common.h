@@ -29,8 +29,7 @@ absl::Status ClipGradients(const TrainConfig& train, double squares, Tensor& gra
 AdamWHyper AdamWHyperFor(const TrainConfig& train, int64_t update);
 
 // Fills loss/nll per target token and the lr of `metrics`.
-void FinishMetrics(const TrainConfig& train, double loss_sum, double nll_sum,
-                   StepMetrics* metrics);
+void FinishMetrics(const TrainConfig& train, double loss_sum, double nll_sum, StepMetrics* metrics);
 
 }  // namespace pipetrain
 

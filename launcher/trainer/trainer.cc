@@ -365,8 +365,8 @@ absl::StatusOr<StepMetrics> Trainer::Step() {
     for (size_t c = 0; c < stage_->chunks().size(); ++c) {
       ParameterStore& store = stage_->chunks()[c]->params();
       PT_RETURN_IF_ERROR(ClipGradients(train, squares, store.flat_grads()));
-      PT_RETURN_IF_ERROR(CountNonFiniteAdamWResults(AdamWHyperFor(train, step_),
-                                                    step_, store.flat_params(), store.flat_grads(),
+      PT_RETURN_IF_ERROR(CountNonFiniteAdamWResults(AdamWHyperFor(train, step_), step_,
+                                                    store.flat_params(), store.flat_grads(),
                                                     adam_m_[c], adam_v_[c], nonfinite));
     }
   }
@@ -462,11 +462,16 @@ int GroupOfParameter(const std::string& name, int encoder_layers) {
 
 std::string GroupName(int code, int encoder_layers) {
   switch (code) {
-    case kEmbedGroup: return "embed";
-    case kEncoderFinalLn: return "encoder.final_ln";
-    case kDecoderFinalLn: return "decoder.final_ln";
-    case kOutputGroup: return "output";
-    case kOtherGroup: return "other";
+    case kEmbedGroup:
+      return "embed";
+    case kEncoderFinalLn:
+      return "encoder.final_ln";
+    case kDecoderFinalLn:
+      return "decoder.final_ln";
+    case kOutputGroup:
+      return "output";
+    case kOtherGroup:
+      return "other";
     default:
       return code < encoder_layers ? absl::StrCat("encoder.", code)
                                    : absl::StrCat("decoder.", code - encoder_layers);

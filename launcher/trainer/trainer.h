@@ -66,8 +66,8 @@ struct StepMetrics {
   // make a weight or an AdamW moment non-finite, is not applied (the data and
   // the schedule move on): see docs/training.md, "Divergence".
   bool skipped = false;
-  int64_t skipped_steps = 0;     // since this process started
-  int64_t skipped_in_a_row = 0;  // ending with this step
+  int64_t skipped_steps = 0;      // since this process started
+  int64_t skipped_in_a_row = 0;   // ending with this step
   int64_t nonfinite_updates = 0;  // elements the update would have spoilt (all ranks)
   // Filled on the steps train.layer_stats_interval names (empty otherwise).
   LayerStats layer_stats;
