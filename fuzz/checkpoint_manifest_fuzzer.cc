@@ -65,8 +65,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     // a checkpoint could hold (IsSafeName); the reader refuses the others.
     for (int i = 0; i < m.files_size() && 3 + static_cast<size_t>(i) < records.size(); ++i) {
       const std::string& name = m.files(i).name();
-      if (!layout::IsSafeName(name) || name == layout::kManifest ||
-          name == layout::kManifestText || name.size() > 200) {
+      if (!layout::IsSafeName(name) || name == layout::kManifest || name == layout::kManifestText ||
+          name.size() > 200) {
         continue;
       }
       const std::string_view bytes = records[3 + i];

@@ -1,7 +1,7 @@
-// Helpers of the fuzz targets. A private scratch directory for fuzz targets whose reader takes a path
-// rather than bytes (a checkpoint step directory, a shard directory, a TSV
-// file). One per process, so parallel fuzzing jobs (-jobs, -fork) never see
-// each other's files; removed when the process exits normally.
+// Helpers of the fuzz targets. A private scratch directory for fuzz targets whose reader takes a
+// path rather than bytes (a checkpoint step directory, a shard directory, a TSV file). One per
+// process, so parallel fuzzing jobs (-jobs, -fork) never see each other's files; removed when the
+// process exits normally.
 #ifndef PIPETRAIN_FUZZ_FUZZ_TEMP_DIR_H_
 #define PIPETRAIN_FUZZ_FUZZ_TEMP_DIR_H_
 

@@ -13,8 +13,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto catalog = pipetrain::ParseMo(bytes, "fuzz.mo");
   if (!catalog.ok()) return 0;
   (void)pipetrain::MoCharset(catalog->header);
-  auto plural = pipetrain::PluralForms::Parse(
-      pipetrain::MoHeaderField(catalog->header, "Plural-Forms"));
+  auto plural =
+      pipetrain::PluralForms::Parse(pipetrain::MoHeaderField(catalog->header, "Plural-Forms"));
   if (!plural.ok()) return 0;
   // The counts gettext_source.cc evaluates, and the extremes of uint64.
   for (uint64_t n = 0; n < 128; ++n) (void)plural->FormFor(n);

@@ -55,7 +55,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // Every layer's norm, for the first layers of each stack (a valid spec may
   // have thousands).
   for (const pipetrain::Stack stack : {pipetrain::ENCODER, pipetrain::DECODER}) {
-    for (int layer = 0; layer < 64; ++layer) (void)pipetrain::NormForLayer(spec->model(), stack, layer);
+    for (int layer = 0; layer < 64; ++layer)
+      (void)pipetrain::NormForLayer(spec->model(), stack, layer);
   }
   return 0;
 }

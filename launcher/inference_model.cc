@@ -9,8 +9,8 @@
 #include "core/data/token_shards.h"
 #include "core/data/vocab_checksum.h"
 #include "core/io/atomic_file.h"
-#include "core/util/log.h"
 #include "core/status_macros.h"
+#include "core/util/log.h"
 #include "launcher/model_memory.h"
 #include "launcher/run_spec_checks.h"
 #include "launcher/trainer/corpus_preparation.h"
@@ -28,10 +28,12 @@ absl::Status CheckVocabularyBytes(const std::string& path, const RunSpec& spec, 
       spec.train().corpus().dir().empty() ? std::string() : CorpusVocabPath(spec);
   const std::string remedy =
       trained_with.empty()
-          ? std::string("restore it from a copy, or pass the vocabulary the model was trained "
-                        "with as --vocab FILE")
+          ? std::string(
+                "restore it from a copy, or pass the vocabulary the model was trained "
+                "with as --vocab FILE")
           : absl::StrCat("restore it from a copy of the vocabulary the model was trained with (",
-                         trained_with, ", unless its corpus was rebuilt since), or pass that file "
+                         trained_with,
+                         ", unless its corpus was rebuilt since), or pass that file "
                          "as --vocab FILE");
   PT_ASSIGN_OR_RETURN(const VocabCheck check, CheckVocabChecksum(path, remedy));
   if (check == VocabCheck::kVerified) return absl::OkStatus();

@@ -10,10 +10,10 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "absl/strings/numbers.h"
-#include "absl/strings/str_cat.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "core/io/crc32c.h"
 #include "core/status_macros.h"
@@ -449,12 +449,11 @@ absl::Status CorpusShards::CheckVocabulary(const std::string& vocab_path) const 
         "the shards with ",
         RebuildCommand(vocab_path)));
   }
-  return absl::FailedPreconditionError(
-      absl::StrCat("the shards in ", dir_, " were built with vocabulary ", vocab_path_, " (hash ",
-                   HashHex(vocab_hash_), ", ", vocab_size_, " pieces), but ", vocab_path,
-                   " has hash ", HashHex(hash),
-                   ": its ids mean other pieces. Rebuild the shards with ",
-                   RebuildCommand(vocab_path)));
+  return absl::FailedPreconditionError(absl::StrCat(
+      "the shards in ", dir_, " were built with vocabulary ", vocab_path_, " (hash ",
+      HashHex(vocab_hash_), ", ", vocab_size_, " pieces), but ", vocab_path, " has hash ",
+      HashHex(hash), ": its ids mean other pieces. Rebuild the shards with ",
+      RebuildCommand(vocab_path)));
 }
 
 absl::Status CorpusShards::CheckLanguageTags(
@@ -473,8 +472,7 @@ absl::Status CorpusShards::CheckLanguageTags(
     return absl::DataLossError(absl::StrCat(
         dir_, "/", kShardManifestName, ":", language.line, ": language ", language.code,
         " has tag id ", language.tag_id, is, ", but in the vocabulary ", vocab_path, " <2",
-        language.code, "> is ",
-        want < 0 ? std::string("missing") : absl::StrCat("id ", want),
+        language.code, "> is ", want < 0 ? std::string("missing") : absl::StrCat("id ", want),
         ": training would give its targets another language's tag. The manifest is damaged or "
         "belongs to another vocabulary; rebuild the shards with ",
         RebuildCommand(vocab_path)));

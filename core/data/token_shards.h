@@ -150,8 +150,8 @@ class PairShard {
 
 struct ShardLanguage {
   std::string code;
-  int32_t tag_id = -1;    // the vocabulary's "<2code>" piece
-  int64_t line = 0;       // of manifest.tsv, for messages
+  int32_t tag_id = -1;  // the vocabulary's "<2code>" piece
+  int64_t line = 0;     // of manifest.tsv, for messages
 };
 
 // The text of a format-2 shard manifest: `body` (every line but the last)

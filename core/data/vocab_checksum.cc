@@ -14,8 +14,7 @@ namespace pipetrain {
 namespace {
 
 std::string SidecarText(const std::string& contents) {
-  return absl::StrCat("crc32c\t", Crc32cHex(Crc32c(contents)), "\tbytes\t", contents.size(),
-                      "\n");
+  return absl::StrCat("crc32c\t", Crc32cHex(Crc32c(contents)), "\tbytes\t", contents.size(), "\n");
 }
 
 }  // namespace

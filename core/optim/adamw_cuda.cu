@@ -85,9 +85,9 @@ absl::Status AdamWStep(const AdamWHyper& hyper, int64_t step, Tensor& params, co
   return CheckLaunch("AdamWKernel");
 }
 
-absl::Status CountNonFiniteAdamWResults(const AdamWHyper& hyper, int64_t step,
-                                        const Tensor& params, const Tensor& grads,
-                                        const Tensor& m, const Tensor& v, Tensor& nonfinite) {
+absl::Status CountNonFiniteAdamWResults(const AdamWHyper& hyper, int64_t step, const Tensor& params,
+                                        const Tensor& grads, const Tensor& m, const Tensor& v,
+                                        Tensor& nonfinite) {
   const int64_t n = params.numel();
   if (n == 0) return absl::OkStatus();
   CountNonFiniteKernel<<<GridFor(n, kThreads), kThreads, 0, ComputeStream()>>>(
