@@ -243,7 +243,6 @@ absl::StatusOr<double> Trainer::GlobalGradSquares() {
   // Per-parameter sums of squares (one reduction per chunk on the device,
   // read once), gathered from every virtual stage and added in global layer
   // order: the same sequence of additions as one process.
-  const int p = topology_.pipeline_stages;
   const int v = static_cast<int>(stage_->chunks().size());
   std::vector<Tensor> on_device(v);
   int64_t terms = 0;
@@ -262,41 +261,18 @@ absl::StatusOr<double> Trainer::GlobalGradSquares() {
   }
   PT_ASSIGN_OR_RETURN(const Tensor host, CopyToDevice(gathered, Device::kCpu));
   std::vector<std::vector<double>> mine(v);
-  int64_t longest = 0;
   at = 0;
   for (int c = 0; c < v; ++c) {
     const double* first = host.data<double>() + at;
     mine[c].assign(first, first + on_device[c].numel());
     at += on_device[c].numel();
-    longest = std::max<int64_t>(longest, mine[c].size());
   }
   if (record_layer_stats_) grad_squares_by_chunk_ = mine;
-  if (p == 1) {
-    double total = 0;
-    for (const auto& list : mine) {
-      for (double s : list) total += s;
-    }
-    return total;
-  }
-  Tensor count = Tensor::FromVector({static_cast<double>(longest)}, {1}, DType::kF64);
-  PT_ASSIGN_OR_RETURN(std::vector<Tensor> counts, host_groups_.pipeline->AllGather(count));
-  int64_t width = 0;
-  for (const Tensor& c : counts) width = std::max<int64_t>(width, static_cast<int64_t>(c.At(0)));
-  // Row c: chunk c's list length, then the list, zero-padded to `width`.
-  Tensor packed = Tensor::Empty({v, width + 1}, DType::kF64);
-  for (int c = 0; c < v; ++c) {
-    double* row = packed.data<double>() + c * (width + 1);
-    row[0] = static_cast<double>(mine[c].size());
-    for (int64_t i = 0; i < width; ++i) {
-      row[1 + i] = i < static_cast<int64_t>(mine[c].size()) ? mine[c][i] : 0.0;
-    }
-  }
-  PT_ASSIGN_OR_RETURN(std::vector<Tensor> all, host_groups_.pipeline->AllGather(packed));
+  // Every virtual stage's list, added in global layer order.
+  PT_ASSIGN_OR_RETURN(const std::vector<std::vector<double>> all, GatherByVirtualStage(mine));
   double total = 0;
-  for (int vs = 0; vs < p * v; ++vs) {
-    const double* row = all[vs % p].data<double>() + (vs / p) * (width + 1);
-    const int64_t n = static_cast<int64_t>(row[0]);
-    for (int64_t i = 0; i < n; ++i) total += row[1 + i];
+  for (const auto& list : all) {
+    for (double s : list) total += s;
   }
   return total;
 }
