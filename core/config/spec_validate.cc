@@ -245,6 +245,7 @@ void CheckTrain(const TrainConfig& t, const ModelSpec& m, bool has_train, SpecPr
       {"eval_interval", t.eval_interval()},
       {"checkpoint_interval", t.checkpoint_interval()},
       {"layer_stats_interval", t.layer_stats_interval()},
+      {"early_update_steps", t.early_update_steps()},
   };
   for (const auto& [field, value] : intervals) {
     if (value < 0) p.Add("train.", field, "=", value, " must be >= 0 (0 disables)");

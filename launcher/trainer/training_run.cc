@@ -19,6 +19,7 @@
 #include "core/util/log.h"
 #include "launcher/trainer/corpus_preparation.h"
 #include "launcher/trainer/divergence.h"
+#include "launcher/trainer/early_update.h"
 #include "launcher/trainer/preemption.h"
 #include "launcher/trainer/rank_agreement.h"
 #include "launcher/trainer/resume_point.h"
@@ -77,8 +78,10 @@ std::string MetricsPath(const TrainConfig& train, const TrainingOutputs& outputs
 // Steps until train.steps, logging progress (and metrics lines) where
 // `validator` is given (the printing rank), validating every eval_interval
 // steps and checkpointing every checkpoint_interval steps and at the end.
+// Over the first train.early_update_steps steps every rank gathers the
+// parameters to the printing rank, where `early_update` measures them.
 absl::Status RunSteps(const TrainConfig& train, const TrainingOutputs& outputs, Trainer& trainer,
-                      bool print, Validator* validator) {
+                      bool print, Validator* validator, EarlyUpdateProbe* early_update) {
   std::ofstream metrics_file;
   BestEffortEventLog events;  // the metrics lines again, for TensorBoard
   const std::string metrics_path = MetricsPath(train, outputs);
@@ -136,6 +139,38 @@ absl::Status RunSteps(const TrainConfig& train, const TrainingOutputs& outputs, 
     }
     return absl::OkStatus();
   };
+  auto measure_early_update = [&]() -> absl::Status {
+    const auto measure_start = std::chrono::steady_clock::now();
+    PT_ASSIGN_OR_RETURN(const Tensor flat, trainer.GatherParameters(early_update != nullptr));
+    if (early_update != nullptr) {
+      PT_ASSIGN_OR_RETURN(const double distance, early_update->Distance(flat));
+      const double relative = distance / early_update->initial_rms();
+      if (trainer.step() == 0 && distance != 0) {
+        // θ_0 rebuilt from the seed is not what the trainer started from
+        // (an initialisation that depends on placement would do this).
+        LogWarning("train",
+                   "early-update measure: the model rebuilt from the seed differs from the "
+                   "trainer's step 0 (distance %g); the measure is off by about that much",
+                   distance);
+      }
+      if (metrics_file) {
+        metrics_file << absl::StrFormat(
+            "{\"step\":%d,\"early_update\":%s,\"early_update_relative\":%s}\n", trainer.step(),
+            JsonNumber(distance), JsonNumber(relative));
+        metrics_file.flush();
+        events.Add(trainer.step(),
+                   {{"train/early_update", distance}, {"train/early_update_relative", relative}});
+      }
+    }
+    // Measuring is not training: keep it out of the ETA, like validation.
+    eval_seconds +=
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - measure_start).count();
+    return absl::OkStatus();
+  };
+  // Step 0's line checks the measure itself: it must be exactly 0.
+  if (trainer.step() == 0 && train.early_update_steps() > 0) {
+    PT_RETURN_IF_ERROR(measure_early_update());
+  }
   while (trainer.step() < train.steps()) {
     PT_ASSIGN_OR_RETURN(last, trainer.Step());
     tokens_since_log += last.target_tokens + last.source_tokens;
@@ -208,6 +243,7 @@ absl::Status RunSteps(const TrainConfig& train, const TrainingOutputs& outputs, 
       }
       events.Add(last.step, scalars);
     }
+    if (last.step <= train.early_update_steps()) PT_RETURN_IF_ERROR(measure_early_update());
     const bool final_step = last.step == train.steps();
     PT_ASSIGN_OR_RETURN(const bool preempted, trainer.AnyRank(PreemptionSignal() != 0));
     // The checkpoint first: a validation that fails must not cost the step.
@@ -435,7 +471,19 @@ absl::Status RunTraining(const RunSpec& spec, const TrainingOutputs& outputs) {
     if (!made.ok()) return fail(made.status());
     validator = std::move(*made);
   }
-  absl::Status status = RunSteps(spec.train(), outputs, trainer, print, validator.get());
+  std::unique_ptr<EarlyUpdateProbe> early_update;
+  if (print && trainer.step() < spec.train().early_update_steps()) {
+    auto made = EarlyUpdateProbe::Create(spec);
+    if (!made.ok()) return fail(made.status());
+    early_update = std::move(*made);
+    LogInfo("train",
+            "early-update measure over steps %d-%d: step 0's batch, %d target tokens, "
+            "RMS ||F(x; theta_0)|| = %.4f",
+            trainer.step() + 1, spec.train().early_update_steps(), early_update->tokens(),
+            early_update->initial_rms());
+  }
+  absl::Status status =
+      RunSteps(spec.train(), outputs, trainer, print, validator.get(), early_update.get());
   // Every rank agreed to stop (the checkpoint complete, or the same step
   // diverged everywhere): leave cleanly, without aborting the others.
   if (StoppedForPreemption() || IsDivergedError(status)) return status;
