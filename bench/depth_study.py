@@ -41,8 +41,15 @@ NORMS = [
 ]
 GRIDS = {
     "full": ([n for n, _ in NORMS], [6, 18, 50, 100]),
+    # The learning-rate sweep that picks the grid's rate: the two norms
+    # DeepNet contrasts, at the depths where Post-LN is said to start failing.
+    "lr_sweep": (["POST_LN", "DEEPNORM"], [18, 50]),
     "smoke": (["POST_LN", "DEEPNORM"], [2]),
 }
+# Steps over which DeepNet's early-update measure ||F(x;θ_t) − F(x;θ_0)|| is
+# recorded (train.early_update_steps): the first part of warm-up, where
+# Post-LN's output moves most.
+EARLY_UPDATE_STEPS = 60
 
 
 def overrides_for(norm):
@@ -53,9 +60,10 @@ def overrides_for(norm):
 
 
 def read_metrics(path):
-    steps, layer_stats = [], []
+    """Step lines, layer-stats lines, early-update lines and validation lines."""
+    steps, layer_stats, early, valid = [], [], [], []
     if not os.path.exists(path):
-        return steps, layer_stats
+        return steps, layer_stats, early, valid
     with open(path) as f:
         for line in f:
             try:
@@ -64,11 +72,18 @@ def read_metrics(path):
                 continue  # a line cut by a kill
             if "layer_stats" in record:
                 layer_stats.append(record)
+            elif "early_update" in record:
+                early.append(record)
+            elif "val_loss" in record:
+                valid.append(record)
             elif "grad_norm" in record:
                 steps.append(record)
+
     # A resumed cell logs the steps after its checkpoint again: keep the last.
-    by_step = {r["step"]: r for r in steps}
-    return [by_step[s] for s in sorted(by_step)], layer_stats
+    def last_by_step(records):
+        by_step = {r["step"]: r for r in records}
+        return [by_step[s] for s in sorted(by_step)]
+    return last_by_step(steps), layer_stats, last_by_step(early), last_by_step(valid)
 
 
 def resumed_step(out_dir):
@@ -80,13 +95,14 @@ def resumed_step(out_dir):
         return 0
 
 
-def summarise(cell, norm, depth, exit_code, wall_s, out_dir, start_step):
-    steps, layer_stats = read_metrics(os.path.join(out_dir, "metrics.jsonl"))
+def summarise(cell, norm, depth, lr, exit_code, wall_s, out_dir, start_step):
+    steps, layer_stats, early, valid = read_metrics(os.path.join(out_dir, "metrics.jsonl"))
     losses = [r["loss"] for r in steps if r.get("loss") is not None]
     blown_up = bool(losses) and losses[-1] > 2 * min(losses)
     first_stats = min(layer_stats, key=lambda r: r["step"]) if layer_stats else None
+    last_valid = valid[-1] if valid else {}
     return {
-        "cell": cell, "norm": norm, "depth": depth, "exit": exit_code,
+        "cell": cell, "norm": norm, "depth": depth, "lr": lr, "exit": exit_code,
         "diverged": exit_code == 3 or blown_up,
         "steps": steps[-1]["step"] if steps else 0,
         "wall_s": round(wall_s, 1),
@@ -98,6 +114,13 @@ def summarise(cell, norm, depth, exit_code, wall_s, out_dir, start_step):
         "final_loss": losses[-1] if losses else None,
         "min_loss": min(losses) if losses else None,
         "skipped_steps": steps[-1].get("skipped_steps", 0) if steps else 0,
+        "val_loss": last_valid.get("val_loss"),
+        "val_nll": last_valid.get("val_nll"),
+        "bleu": {k[5:]: v for k, v in last_valid.items() if k.startswith("bleu/")
+                 and "-x" not in k and "x-" not in k},
+        "chrf": {k[5:]: v for k, v in last_valid.items() if k.startswith("chrf/")
+                 and "-x" not in k and "x-" not in k},
+        "early_update": [[r["step"], r["early_update"]] for r in early],
         "grad_norm_at_init": first_stats["layer_stats"]["grad_norm"] if first_stats else None,
         "layers": first_stats["layer_stats"]["layers"] if first_stats else None,
     }
@@ -111,7 +134,10 @@ def main():
     parser.add_argument("--spec", default="configs/depth_study.pbtxt")
     parser.add_argument("--binary", default="build/launcher/pipetrain")
     parser.add_argument("--steps", type=int, default=None)
-    parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--lr", type=float, default=None,
+                        help="the rate for every cell (default: the spec's)")
+    parser.add_argument("--lrs", default="",
+                        help="comma-separated rates: one cell per rate (the sweep)")
     parser.add_argument("--norms", default="", help="comma-separated subset of the grid's norms")
     parser.add_argument("--depths", default="", help="comma-separated subset of the grid's depths")
     args = parser.parse_args()
@@ -123,46 +149,48 @@ def main():
         depths = [d for d in depths if str(d) in args.depths.split(",")]
     steps = args.steps if args.steps is not None else (4 if args.grid == "smoke" else None)
     os.makedirs(args.out, exist_ok=True)
-    for depth in depths:
-        for norm in norms:
-            cell = f"{norm}_{depth}L"
-            out_dir = os.path.join(args.out, cell)
-            done = os.path.join(out_dir, "result.json")
-            if os.path.exists(done):
-                print(f"[depth_study] {cell}: done before, skipped", file=sys.stderr)
-                continue
-            command = [args.binary, "train", "--spec", args.spec,
-                       "--set", f"encoder_layers={depth}", "--set", f"decoder_layers={depth}",
-                       "--set", f"output_dir={out_dir}", "--set", "layer_stats_interval=1"]
-            for override in overrides_for(norm):
-                command += ["--set", override]
-            if steps is not None:
-                command += ["--steps", str(steps)]
-            if args.lr is not None:
-                command += ["--set", f"lr={args.lr}"]
-            if args.grid == "smoke":
-                command += ["--set", "checkpoint_interval=2"]
-            print(f"[depth_study] {cell}: {' '.join(command)}", file=sys.stderr)
-            os.makedirs(out_dir, exist_ok=True)
-            start_step = resumed_step(out_dir)
-            start = time.time()
-            with open(os.path.join(out_dir, "train.log"), "a") as log:
-                exit_code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT)
-            wall_s = time.time() - start
-            result = summarise(cell, norm, depth, exit_code, wall_s, out_dir, start_step)
-            line = json.dumps(result)
-            print(line)
-            sys.stdout.flush()
-            with open(os.path.join(args.out, "summary.jsonl"), "a") as summary:
-                summary.write(line + "\n")
-            # Only an ended cell is done: a failure other than divergence
-            # (a crash, a kill) is retried by the next invocation.
-            if exit_code in (0, 3):
-                with open(done, "w") as f:
-                    f.write(line + "\n")
-            else:
-                print(f"[depth_study] {cell}: pipetrain exited {exit_code}; see "
-                      f"{out_dir}/train.log (rerun to retry)", file=sys.stderr)
+    lrs = [float(x) for x in args.lrs.split(",") if x] or [args.lr]
+    cells = [(depth, norm, lr) for depth in depths for norm in norms for lr in lrs]
+    for depth, norm, lr in cells:
+        cell = f"{norm}_{depth}L" + (f"_lr{lr:g}" if args.lrs else "")
+        out_dir = os.path.join(args.out, cell)
+        done = os.path.join(out_dir, "result.json")
+        if os.path.exists(done):
+            print(f"[depth_study] {cell}: done before, skipped", file=sys.stderr)
+            continue
+        command = [args.binary, "train", "--spec", args.spec,
+                   "--set", f"encoder_layers={depth}", "--set", f"decoder_layers={depth}",
+                   "--set", f"output_dir={out_dir}", "--set", "layer_stats_interval=1",
+                   "--set", f"early_update_steps={EARLY_UPDATE_STEPS}"]
+        for override in overrides_for(norm):
+            command += ["--set", override]
+        if steps is not None:
+            command += ["--steps", str(steps)]
+        if lr is not None:
+            command += ["--set", f"lr={lr}"]
+        if args.grid == "smoke":
+            command += ["--set", "checkpoint_interval=2", "--set", "eval_interval=0"]
+        print(f"[depth_study] {cell}: {' '.join(command)}", file=sys.stderr)
+        os.makedirs(out_dir, exist_ok=True)
+        start_step = resumed_step(out_dir)
+        start = time.time()
+        with open(os.path.join(out_dir, "train.log"), "a") as log:
+            exit_code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT)
+        wall_s = time.time() - start
+        result = summarise(cell, norm, depth, lr, exit_code, wall_s, out_dir, start_step)
+        line = json.dumps(result)
+        print(line)
+        sys.stdout.flush()
+        with open(os.path.join(args.out, "summary.jsonl"), "a") as summary:
+            summary.write(line + "\n")
+        # Only an ended cell is done: a failure other than divergence
+        # (a crash, a kill) is retried by the next invocation.
+        if exit_code in (0, 3):
+            with open(done, "w") as f:
+                f.write(line + "\n")
+        else:
+            print(f"[depth_study] {cell}: pipetrain exited {exit_code}; see "
+                  f"{out_dir}/train.log (rerun to retry)", file=sys.stderr)
 
 
 if __name__ == "__main__":
