@@ -9,8 +9,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/strip.h"
 #include "core/status_macros.h"
+#include "core/util/host_memory.h"
 #include "launcher/plan_memory.h"
 #include "launcher/trainer/stage_layout.h"
 #include "parallel/schedule.h"
@@ -46,22 +46,6 @@ int64_t MasterBytes(const TrainConfig& t) { return t.dtype() == "f64" ? 8 : 4; }
 int64_t StageBytes(const StageParameterCount& c, int64_t element, bool bf16, ModelUse use) {
   const int64_t per_parameter = element * (use == ModelUse::kTraining ? 4 : 2) + (bf16 ? 2 : 0);
   return c.total * per_parameter + c.embedding * c.embedding_uses * element;
-}
-
-// "MemAvailable:   22757448 kB" → bytes; nullopt when absent.
-std::optional<int64_t> MemAvailable() {
-  std::ifstream in("/proc/meminfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    absl::string_view rest = line;
-    if (!absl::ConsumePrefix(&rest, "MemAvailable:")) continue;
-    rest = absl::StripAsciiWhitespace(rest);
-    if (!absl::ConsumeSuffix(&rest, "kB")) return std::nullopt;
-    int64_t kib = 0;
-    if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(rest), &kib) || kib < 0) return std::nullopt;
-    return kib * 1024;
-  }
-  return std::nullopt;
 }
 
 // One integer in a cgroup file; nullopt for "max" or when unreadable.
@@ -123,7 +107,7 @@ absl::StatusOr<std::optional<HostMemory>> AvailableHostMemory() {
                       .source = "PIPETRAIN_HOST_MEMORY_GIB"};
   }
   std::optional<HostMemory> host;
-  if (const std::optional<int64_t> available = MemAvailable()) {
+  if (const absl::StatusOr<int64_t> available = AvailableBytes(); available.ok()) {
     host = HostMemory{.bytes = *available, .source = "MemAvailable in /proc/meminfo"};
   }
   // In a container /proc/meminfo shows the whole machine; the cgroup's

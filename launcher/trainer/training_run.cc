@@ -12,10 +12,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "core/config/enum_spelling.h"
 #include "core/io/atomic_file.h"
 #include "core/io/event_file_writer.h"
 #include "core/status_macros.h"
+#include "core/util/host_memory.h"
 #include "core/util/log.h"
 #include "launcher/trainer/corpus_preparation.h"
 #include "launcher/trainer/divergence.h"
@@ -323,6 +325,28 @@ void LogModel(const RunSpec& spec, int64_t parameters, const std::string& where)
   LogInfo("train", "norms: %s", DescribeNormConstants(spec.model()));
 }
 
+// Collective: each rank's peak resident memory and what it held before the
+// model was built, logged by rank 0 in MiB, to set beside `pipetrain plan`'s
+// per-rank prediction (which counts the model's tensors only). -1 where the
+// kernel does not say (not Linux).
+absl::Status ReportHostMemory(Communicator& world,
+                              const absl::StatusOr<int64_t>& resident_before_model) {
+  const absl::StatusOr<int64_t> peak = PeakResidentBytes();
+  const double mib = 1024.0 * 1024.0;
+  Tensor mine =
+      Tensor::FromVector({peak.ok() ? *peak / mib : -1.0,
+                          resident_before_model.ok() ? *resident_before_model / mib : -1.0},
+                         {2}, DType::kF64);
+  PT_ASSIGN_OR_RETURN(const std::vector<Tensor> all, world.AllGather(mine));
+  std::vector<std::string> ranks;
+  for (size_t r = 0; r < all.size(); ++r) {
+    ranks.push_back(absl::StrFormat("r%d %.0f (%.0f)", r, all[r].At(0), all[r].At(1)));
+  }
+  LogInfo("train", "host memory by rank, MiB: peak resident (before the model) %s",
+          absl::StrJoin(ranks, ", "));
+  return absl::OkStatus();
+}
+
 // Whether this process runs under MPI: under a launcher, or when the spec
 // asks for more than one rank (so MakeTopology explains what is missing).
 bool NeedsMpi(const RunSpec& spec, const ProcessEnvironment& env) {
@@ -425,6 +449,8 @@ absl::Status RunTraining(const RunSpec& spec, const TrainingOutputs& outputs) {
   }
   // One rank speaks for all while the trainer starts (errors still print).
   if (world->rank() != 0) SetLogVerbose(false);
+  // What the process held before the model: code, MPI, the data reader.
+  const absl::StatusOr<int64_t> resident_before_model = ResidentBytes();
   auto created = Trainer::Create(spec, *world);
   PT_RETURN_IF_ERROR(AgreeOn(*world, created.status()));
   Trainer& trainer = **created;
@@ -495,6 +521,8 @@ absl::Status RunTraining(const RunSpec& spec, const TrainingOutputs& outputs) {
     if (!report.ok()) return fail(report.status());
     LogInfo("train", "peak live activations by stage: %s", *report);
   }
+  const absl::Status memory = ReportHostMemory(*world, resident_before_model);
+  if (!memory.ok()) return fail(memory);
   return absl::OkStatus();
 }
 
