@@ -13,12 +13,14 @@ one JSON line with the cell's cost and outcome and appends it to
 OUT/summary.jsonl:
 
     {"cell":"POST_LN_18L","norm":"POST_LN","depth":18,"exit":0,"diverged":false,
-     "steps":300,"wall_s":812.4,"s_per_step":2.7,"first_loss":..,"final_loss":..,
+     "steps":1000,"wall_s":812.4,"s_per_step":0.81,"first_loss":..,"final_loss":..,
      "min_loss":..,"skipped_steps":0,"grad_norm_at_init":[...per layer...]}
 
 A cell has diverged when pipetrain stopped it (exit 3: max_skipped_steps
 non-finite steps in a row) or its loss blew up (the last logged loss above
-twice the lowest one). Long runs are not part of CI.
+twice the lowest one); it has stalled when its dev loss moved less than
+STALL_NATS from the first validation to the last (stuck at the unigram
+loss). Long runs are not part of CI.
 """
 import argparse
 import json
@@ -95,6 +97,17 @@ def resumed_step(out_dir):
         return 0
 
 
+# A cell that neither diverged nor learned: its dev loss moved less than this
+# (nats per token) from the first validation to the last. Post-LN at depth
+# sits at the unigram loss (~6.6 here) for the whole budget.
+STALL_NATS = 0.1
+
+
+def stalled(valid):
+    losses = [r["val_loss"] for r in valid if r.get("val_loss") is not None]
+    return len(losses) >= 2 and losses[0] - losses[-1] < STALL_NATS
+
+
 def summarise(cell, norm, depth, lr, exit_code, wall_s, out_dir, start_step):
     steps, layer_stats, early, valid = read_metrics(os.path.join(out_dir, "metrics.jsonl"))
     losses = [r["loss"] for r in steps if r.get("loss") is not None]
@@ -104,6 +117,7 @@ def summarise(cell, norm, depth, lr, exit_code, wall_s, out_dir, start_step):
     return {
         "cell": cell, "norm": norm, "depth": depth, "lr": lr, "exit": exit_code,
         "diverged": exit_code == 3 or blown_up,
+        "stalled": stalled(valid),
         "steps": steps[-1]["step"] if steps else 0,
         "wall_s": round(wall_s, 1),
         # This invocation's wall time over the steps it ran (a resumed cell

@@ -10,7 +10,9 @@ cell at that depth (the norm, and the rate in a sweep):
     PREFIX_grad_init.png     per-layer gradient norm at step 1, by layer (log)
 
 and prints a markdown table: per cell, the final dev loss, en->de and de->en
-chrF, the lowest training loss and whether it diverged.
+chrF, the lowest training loss, the early update after one step, and the
+outcome: diverged, stalled (the dev loss moved less than 0.1 nats from the
+first validation to the last) or trained.
 
     python3 docs/scripts/plot_depth_study.py runs/depth_study docs/depth_study
 """
@@ -155,13 +157,28 @@ def plot_grad_init(by_depth, path):
     fig.savefig(path, dpi=110)
 
 
+# bench/depth_study.py's STALL_NATS: a dev loss that moved less than this
+# from the first validation to the last has not learned.
+STALL_NATS = 0.1
+
+
+def outcome(cell):
+    """'diverged', 'stalled' or 'trained'."""
+    if cell["result"]["diverged"]:
+        return "**diverged**"
+    losses = [cell["valid"][s]["val_loss"] for s in sorted(cell["valid"])]
+    if len(losses) >= 2 and losses[0] - losses[-1] < STALL_NATS:
+        return "**stalled**"
+    return "trained"
+
+
 def fmt(value, digits=2):
     return "—" if value is None else f"{value:.{digits}f}"
 
 
 def table(by_depth):
     rows = ["| cell | depth | dev loss | chrF en→de | chrF de→en | min train loss | "
-            "early update @1 | diverged | s/step |",
+            "early update @1 | outcome | s/step |",
             "|---|---|---|---|---|---|---|---|---|"]
     for depth, cells in by_depth.items():
         for c in cells:
@@ -175,7 +192,7 @@ def table(by_depth):
                 f"| {label(c, depth)} | {depth} | {fmt(r.get('val_loss'), 3)} | "
                 f"{fmt(chrf.get('en-de'), 1)} | {fmt(chrf.get('de-en'), 1)} | "
                 f"{fmt(r.get('min_loss'), 3)} | {fmt(early1, 3)} | "
-                f"{'**yes**' if r['diverged'] else 'no'} | {fmt(r.get('s_per_step'), 2)} |")
+                f"{outcome(c)} | {fmt(r.get('s_per_step'), 2)} |")
     return "\n".join(rows)
 
 
