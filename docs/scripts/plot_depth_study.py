@@ -167,9 +167,9 @@ def outcome(cell):
     if cell["result"]["diverged"]:
         return "**diverged**"
     losses = [cell["valid"][s]["val_loss"] for s in sorted(cell["valid"])]
-    if len(losses) >= 2 and losses[0] - losses[-1] < STALL_NATS:
-        return "**stalled**"
-    return "trained"
+    if len(losses) < 2:
+        return "ran (one validation)"
+    return "**stalled**" if losses[0] - losses[-1] < STALL_NATS else "trained"
 
 
 def fmt(value, digits=2):
