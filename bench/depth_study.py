@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """The depth study's grid, one command (issue 14 section 2).
 
-    python3 bench/depth_study.py [--grid full|smoke] [--out runs/depth_study]
-                                 [--steps N] [--lr X] [--binary PATH]
+    python3 bench/depth_study.py [--grid full|lr_sweep|smoke] [--out runs/depth_study]
+                                 [--norms A,B] [--depths 6,18] [--steps N]
+                                 [--lr X | --lrs X,Y,...] [--spec FILE] [--binary PATH]
 
 Trains configs/depth_study.pbtxt once per (norm, depth) cell with the same
-learning rate, warm-up, token budget and seed, each in OUT/<cell>/ (its own
+learning rate, warm-up, token budget and seed (--lrs: once per rate too, the
+sweep that chose the rate), each in OUT/<cell>/ (its own
 checkpoints, metrics.jsonl and TensorBoard events). Resumable: a finished
 cell (OUT/<cell>/result.json) is skipped, an interrupted one resumes from its
 latest checkpoint (pipetrain does that by itself). After each cell it prints
@@ -130,10 +132,11 @@ def summarise(cell, norm, depth, lr, exit_code, wall_s, out_dir, start_step):
         "skipped_steps": steps[-1].get("skipped_steps", 0) if steps else 0,
         "val_loss": last_valid.get("val_loss"),
         "val_nll": last_valid.get("val_nll"),
+        # Per direction; the group averages ("en-x", "x-en") are left out.
         "bleu": {k[5:]: v for k, v in last_valid.items() if k.startswith("bleu/")
-                 and "-x" not in k and "x-" not in k},
+                 and "x" not in k[5:].split("-")},
         "chrf": {k[5:]: v for k, v in last_valid.items() if k.startswith("chrf/")
-                 and "-x" not in k and "x-" not in k},
+                 and "x" not in k[5:].split("-")},
         "early_update": [[r["step"], r["early_update"]] for r in early],
         "grad_norm_at_init": first_stats["layer_stats"]["grad_norm"] if first_stats else None,
         "layers": first_stats["layer_stats"]["layers"] if first_stats else None,
@@ -148,10 +151,11 @@ def main():
     parser.add_argument("--spec", default="configs/depth_study.pbtxt")
     parser.add_argument("--binary", default="build/launcher/pipetrain")
     parser.add_argument("--steps", type=int, default=None)
-    parser.add_argument("--lr", type=float, default=None,
-                        help="the rate for every cell (default: the spec's)")
-    parser.add_argument("--lrs", default="",
-                        help="comma-separated rates: one cell per rate (the sweep)")
+    rate = parser.add_mutually_exclusive_group()
+    rate.add_argument("--lr", type=float, default=None,
+                      help="the rate for every cell (default: the spec's)")
+    rate.add_argument("--lrs", default="",
+                      help="comma-separated rates: one cell per rate (the sweep)")
     parser.add_argument("--norms", default="", help="comma-separated subset of the grid's norms")
     parser.add_argument("--depths", default="", help="comma-separated subset of the grid's depths")
     args = parser.parse_args()

@@ -127,6 +127,21 @@ Tensor ParameterStore::PackedHostParams() const {
   return packed;
 }
 
+absl::Status ParameterStore::LoadPackedParams(const Tensor& flat) {
+  if (device_ != Device::kCpu) {
+    return absl::FailedPreconditionError("LoadPackedParams: the store is not on the CPU");
+  }
+  if (flat.numel() != params_.numel()) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("got %d parameters, the model has %d", flat.numel(), params_.numel()));
+  }
+  const Tensor host = flat.device() == Device::kCpu ? flat : flat.CopyTo(Device::kCpu);
+  const Tensor same = host.dtype() == dtype_ ? host : host.To(dtype_);
+  std::memcpy(params_.raw_data(), same.raw_data(), params_.nbytes());
+  RefreshComputeCopy();
+  return absl::OkStatus();
+}
+
 void ParameterStore::RefreshComputeCopy() {
   if (!compute_.defined()) return;
   const absl::Status converted = ConvertInto(params_, compute_);

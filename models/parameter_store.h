@@ -15,6 +15,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "core/tensor.h"
 
 namespace pipetrain {
@@ -81,6 +82,11 @@ class ParameterStore {
   Tensor PackedHostParams() const;
   // Copies the master weights into the compute copy (no-op without one).
   void RefreshComputeCopy();
+  // Overwrites the parameters of a CPU store with `flat`: a whole model's
+  // parameters in the CPU layout (as PackedHostParams or a trainer's
+  // GatherParameters give them) of any device and dtype, converted to this
+  // store's dtype. An error when the element counts differ.
+  absl::Status LoadPackedParams(const Tensor& flat);
   Device device() const { return device_; }
   int64_t total_elements() const { return total_; }
   const std::vector<ParameterInfo>& infos() const { return infos_; }

@@ -3,11 +3,16 @@
 // trainer's start), the measure grows with the updates, a 2-stage pipeline
 // gives one process's values to the bit, a run resumed inside the window
 // goes on with the uninterrupted run's values, and training is unchanged.
+// BranchNorm is measured with its step's branch scale; a bf16 (GPU) spec's
+// probe builds on the CPU.
+#include "launcher/trainer/early_update.h"
+
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <string>
 
+#include "core/config/spec_loader.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/run_binary.h"
@@ -108,6 +113,35 @@ TEST(EarlyUpdateTest, ResumedRunGoesOnMeasuringFromTheSameStart) {
   ASSERT_EQ(second.exit_code, 0) << second.output;
   EXPECT_THAT(second.output, ::testing::HasSubstr("early-update measure over steps 3-4"));
   EXPECT_EQ(ReadMeasure(dir + "/parts.jsonl"), ReadMeasure(dir + "/whole.jsonl"));
+}
+
+TEST(EarlyUpdateTest, BranchNormIsMeasuredWithTheStepsBranchScale) {
+  // A rate so small that the weights barely move: what the measure sees is
+  // BranchNorm's branch scale moving with the step (frozen at step 0's, the
+  // distance would be ~1e-9).
+  const std::string dir = TempDir("branchnorm");
+  const auto r = RunPipetrain(std::string(kBase) +
+                              "--steps 3 --set early_update_steps=3 --set lr=1e-12 "
+                              "--set norm=BRANCHNORM --set branch_norm.shape=LINEAR_SCALE "
+                              "--set branch_norm.max_norm_step=10 --metrics " +
+                              dir + "/m.jsonl");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::map<int, std::string> measure = ReadMeasure(dir + "/m.jsonl");
+  ASSERT_EQ(measure.size(), 4u);
+  EXPECT_EQ(measure.at(0), "0");
+  EXPECT_GT(std::stod(measure.at(3)), 1e-4);
+}
+
+TEST(EarlyUpdateTest, ProbeOfABf16SpecBuildsOnTheCpu) {
+  // bf16 runs keep f32 master weights: the probe's f32 model is their θ_0.
+  absl::StatusOr<RunSpec> spec =
+      LoadRunSpec(std::string(PIPETRAIN_SOURCE_DIR) + "/configs/tiny.pbtxt", "",
+                  {"dtype=bf16", "device=cuda", "early_update_steps=2"});
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  absl::StatusOr<std::unique_ptr<EarlyUpdateProbe>> probe = EarlyUpdateProbe::Create(*spec);
+  ASSERT_TRUE(probe.ok()) << probe.status();
+  EXPECT_GT((*probe)->tokens(), 0);
+  EXPECT_NEAR((*probe)->initial_rms(), 8.0, 0.05);  // sqrt(d) under a unit-gain final LN
 }
 
 TEST(EarlyUpdateTest, NegativeStepsAreRefused) {

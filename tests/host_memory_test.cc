@@ -42,6 +42,20 @@ TEST(HostMemoryTest, OwnPeakFollowsTouchedMemory) {
   EXPECT_GT(block[bytes - 1], 0);
 }
 
+TEST(HostMemoryTest, ResetStartsThePeakFromWhatIsResidentNow) {
+  {
+    const size_t bytes = 96u << 20;
+    std::unique_ptr<char[]> block(new char[bytes]);
+    std::memset(block.get(), 1, bytes);
+    EXPECT_GT(block[bytes / 2], 0);
+  }  // freed: a block this large goes back to the kernel at once
+  const auto high = PeakResidentBytes();
+  ASSERT_TRUE(ResetPeakResident().ok());
+  const auto reset = PeakResidentBytes();
+  ASSERT_TRUE(high.ok() && reset.ok());
+  EXPECT_LT(*reset, *high - (48LL << 20));
+}
+
 TEST(HostMemoryTest, MachineHasSomeMemoryAvailable) {
   const auto available = AvailableBytes();
   ASSERT_TRUE(available.ok()) << available.status();

@@ -39,6 +39,14 @@ absl::StatusOr<int64_t> ProcFieldBytes(const std::string& proc_text, const std::
 
 absl::StatusOr<int64_t> ResidentBytes() { return ReadProcField("/proc/self/status", "VmRSS"); }
 absl::StatusOr<int64_t> PeakResidentBytes() { return ReadProcField("/proc/self/status", "VmHWM"); }
+absl::Status ResetPeakResident() {
+  std::ofstream out("/proc/self/clear_refs");
+  out << "5";
+  out.flush();
+  if (!out) return absl::UnavailableError("cannot write /proc/self/clear_refs (not Linux?)");
+  return absl::OkStatus();
+}
+
 absl::StatusOr<int64_t> AvailableBytes() { return ReadProcField("/proc/meminfo", "MemAvailable"); }
 
 }  // namespace pipetrain

@@ -16,6 +16,10 @@ namespace pipetrain {
 absl::StatusOr<int64_t> ResidentBytes();
 // VmHWM: the most resident bytes so far (the high-water mark).
 absl::StatusOr<int64_t> PeakResidentBytes();
+// Starts the high-water mark again from what is resident now (writes 5 to
+// /proc/self/clear_refs, Linux 4.0 and later), so a later peak says what
+// was allocated after this point.
+absl::Status ResetPeakResident();
 // MemAvailable: what the machine can still give without swapping.
 absl::StatusOr<int64_t> AvailableBytes();
 // The value in bytes of a "Name:   1234 kB" line of a /proc text (status,

@@ -168,7 +168,7 @@ def outcome(cell):
         return "**diverged**"
     losses = [cell["valid"][s]["val_loss"] for s in sorted(cell["valid"])]
     if len(losses) < 2:
-        return "ran (one validation)"
+        return "ran (too few dev losses to judge)"
     return "**stalled**" if losses[0] - losses[-1] < STALL_NATS else "trained"
 
 

@@ -6,6 +6,7 @@
 
 #include "core/data/collate.h"
 #include "core/status_macros.h"
+#include "core/util/log.h"
 #include "launcher/trainer/step_data.h"
 #include "models/model_stage.h"
 
@@ -20,25 +21,22 @@ constexpr size_t kMaxPairs = 64;
 
 absl::StatusOr<std::unique_ptr<EarlyUpdateProbe>> EarlyUpdateProbe::Create(const RunSpec& spec) {
   std::unique_ptr<EarlyUpdateProbe> probe(new EarlyUpdateProbe());
-  PT_ASSIGN_OR_RETURN(std::unique_ptr<StepData> data, OpenStepData(spec));
+  // A second reader of the run's data: quiet, the trainer's already said
+  // what it samples.
+  SetLogVerbose(false);
+  absl::StatusOr<std::unique_ptr<StepData>> opened = OpenStepData(spec);
+  SetLogVerbose(true);
+  PT_ASSIGN_OR_RETURN(std::unique_ptr<StepData> data, std::move(opened));
   PT_ASSIGN_OR_RETURN(std::vector<SentencePair> pairs, data->PairsForStep(0, 1));
   if (pairs.size() > kMaxPairs) pairs.resize(kMaxPairs);
   PT_ASSIGN_OR_RETURN(probe->batch_, Collate(spec.model().kind(), pairs));
-  // Measured in f32 on the CPU. θ_0 is initialised in the training precision
-  // (what the trainer started from) and then widened or rounded to f32.
+  // Measured in f32 on the CPU. Initialisation computes every value in
+  // double and stores it in the store's dtype, and a bf16 run keeps f32
+  // master weights: the f32 model is θ_0 for every training dtype (f64's
+  // rounded to f32, as Distance rounds θ_t).
   PT_ASSIGN_OR_RETURN(probe->model_,
                       TransformerModel::Create(spec.model(), DType::kF32, spec.train().seed()));
-  const std::string& precision = spec.train().dtype();
-  if (precision == "f64" || precision == "bf16") {
-    PT_ASSIGN_OR_RETURN(
-        std::unique_ptr<TransformerModel> trained_precision,
-        TransformerModel::Create(spec.model(), precision == "f64" ? DType::kF64 : DType::kBF16,
-                                 spec.train().seed()));
-    const Tensor initial = trained_precision->params().flat_params().To(DType::kF32);
-    Tensor& flat = probe->model_->params().flat_params();
-    std::copy_n(initial.data<float>(), flat.numel(), flat.data<float>());
-  }
-  PT_ASSIGN_OR_RETURN(probe->initial_, probe->Output());
+  PT_ASSIGN_OR_RETURN(probe->initial_, probe->Output(/*training_step=*/0));
   probe->tokens_ = probe->initial_.dim(0);
   PT_CHECK_ARG(probe->tokens_ > 0, "early_update_steps: step 0's batch has no target token");
   double squares = 0;
@@ -48,9 +46,10 @@ absl::StatusOr<std::unique_ptr<EarlyUpdateProbe>> EarlyUpdateProbe::Create(const
   return probe;
 }
 
-absl::StatusOr<Tensor> EarlyUpdateProbe::Output() {
+absl::StatusOr<Tensor> EarlyUpdateProbe::Output(int64_t training_step) {
   ModelSaved saved;
-  const StepContext ctx{.step = 0, .training = false};
+  // The step matters to BranchNorm, whose branch scale follows it.
+  const StepContext ctx{.step = training_step, .training = false};
   PT_RETURN_IF_ERROR(model_->Forward(ctx, batch_, &saved).status());
   const Tensor& hidden = saved.hidden;  // [rows, d], pad rows included
   const int64_t d = hidden.dim(1);
@@ -66,15 +65,11 @@ absl::StatusOr<Tensor> EarlyUpdateProbe::Output() {
   return kept;
 }
 
-absl::StatusOr<double> EarlyUpdateProbe::Distance(const Tensor& flat_params) {
-  Tensor& mine = model_->params().flat_params();
-  PT_CHECK_ARG(flat_params.numel() == mine.numel(), "early update: got ", flat_params.numel(),
-               " parameters, the model has ", mine.numel());
-  const Tensor host =
-      flat_params.device() == Device::kCpu ? flat_params : flat_params.CopyTo(Device::kCpu);
-  const Tensor f32 = host.dtype() == DType::kF32 ? host : host.To(DType::kF32);
-  std::copy_n(f32.data<float>(), mine.numel(), mine.data<float>());
-  PT_ASSIGN_OR_RETURN(const Tensor now, Output());
+absl::StatusOr<double> EarlyUpdateProbe::Distance(const Tensor& flat_params,
+                                                  int64_t training_step) {
+  const absl::Status loaded = model_->params().LoadPackedParams(flat_params);
+  PT_CHECK_ARG(loaded.ok(), "early update: ", loaded.message());
+  PT_ASSIGN_OR_RETURN(const Tensor now, Output(training_step));
   const float* a = now.data<float>();
   const float* b = initial_.data<float>();
   double squares = 0;

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -81,9 +82,11 @@ std::string MetricsPath(const TrainConfig& train, const TrainingOutputs& outputs
 // `validator` is given (the printing rank), validating every eval_interval
 // steps and checkpointing every checkpoint_interval steps and at the end.
 // Over the first train.early_update_steps steps every rank gathers the
-// parameters to the printing rank, where `early_update` measures them.
+// parameters to the printing rank, where `early_update` measures them (and
+// is freed after the last of them: it holds a whole model).
 absl::Status RunSteps(const TrainConfig& train, const TrainingOutputs& outputs, Trainer& trainer,
-                      bool print, Validator* validator, EarlyUpdateProbe* early_update) {
+                      bool print, Validator* validator,
+                      std::unique_ptr<EarlyUpdateProbe> early_update) {
   std::ofstream metrics_file;
   BestEffortEventLog events;  // the metrics lines again, for TensorBoard
   const std::string metrics_path = MetricsPath(train, outputs);
@@ -145,7 +148,7 @@ absl::Status RunSteps(const TrainConfig& train, const TrainingOutputs& outputs, 
     const auto measure_start = std::chrono::steady_clock::now();
     PT_ASSIGN_OR_RETURN(const Tensor flat, trainer.GatherParameters(early_update != nullptr));
     if (early_update != nullptr) {
-      PT_ASSIGN_OR_RETURN(const double distance, early_update->Distance(flat));
+      PT_ASSIGN_OR_RETURN(const double distance, early_update->Distance(flat, trainer.step()));
       const double relative = distance / early_update->initial_rms();
       if (trainer.step() == 0 && distance != 0) {
         // θ_0 rebuilt from the seed is not what the trainer started from
@@ -245,7 +248,10 @@ absl::Status RunSteps(const TrainConfig& train, const TrainingOutputs& outputs, 
       }
       events.Add(last.step, scalars);
     }
-    if (last.step <= train.early_update_steps()) PT_RETURN_IF_ERROR(measure_early_update());
+    if (last.step <= train.early_update_steps()) {
+      PT_RETURN_IF_ERROR(measure_early_update());
+      if (last.step == train.early_update_steps()) early_update.reset();
+    }
     const bool final_step = last.step == train.steps();
     PT_ASSIGN_OR_RETURN(const bool preempted, trainer.AnyRank(PreemptionSignal() != 0));
     // The checkpoint first: a validation that fails must not cost the step.
@@ -449,8 +455,11 @@ absl::Status RunTraining(const RunSpec& spec, const TrainingOutputs& outputs) {
   }
   // One rank speaks for all while the trainer starts (errors still print).
   if (world->rank() != 0) SetLogVerbose(false);
-  // What the process held before the model: code, MPI, the data reader.
+  // What the process held before the model (code, MPI, libraries), and the
+  // peak counted from here: preparing a corpus on rank 0 can peak higher
+  // than training does.
   const absl::StatusOr<int64_t> resident_before_model = ResidentBytes();
+  ResetPeakResident().IgnoreError();  // without it the peak is the lifetime's
   auto created = Trainer::Create(spec, *world);
   PT_RETURN_IF_ERROR(AgreeOn(*world, created.status()));
   Trainer& trainer = **created;
@@ -498,18 +507,19 @@ absl::Status RunTraining(const RunSpec& spec, const TrainingOutputs& outputs) {
     validator = std::move(*made);
   }
   std::unique_ptr<EarlyUpdateProbe> early_update;
-  if (print && trainer.step() < spec.train().early_update_steps()) {
+  const int64_t last_measured =
+      std::min<int64_t>(spec.train().early_update_steps(), spec.train().steps());
+  if (print && trainer.step() < last_measured) {
     auto made = EarlyUpdateProbe::Create(spec);
     if (!made.ok()) return fail(made.status());
     early_update = std::move(*made);
     LogInfo("train",
             "early-update measure over steps %d-%d: step 0's batch, %d target tokens, "
             "RMS ||F(x; theta_0)|| = %.4f",
-            trainer.step() + 1, spec.train().early_update_steps(), early_update->tokens(),
-            early_update->initial_rms());
+            trainer.step() + 1, last_measured, early_update->tokens(), early_update->initial_rms());
   }
   absl::Status status =
-      RunSteps(spec.train(), outputs, trainer, print, validator.get(), early_update.get());
+      RunSteps(spec.train(), outputs, trainer, print, validator.get(), std::move(early_update));
   // Every rank agreed to stop (the checkpoint complete, or the same step
   // diverged everywhere): leave cleanly, without aborting the others.
   if (StoppedForPreemption() || IsDivergedError(status)) return status;

@@ -228,14 +228,9 @@ absl::StatusOr<std::unique_ptr<Validator>> Validator::Create(const ModelSpec& sp
 
 absl::StatusOr<ValidationResult> Validator::Run(const Tensor& flat_params, int64_t training_step) {
   const auto start = std::chrono::steady_clock::now();
-  Tensor& mine = model_->params().flat_params();
-  PT_CHECK_ARG(flat_params.numel() == mine.numel(), "validation: got ", flat_params.numel(),
-               " parameters, the model has ", mine.numel());
   // Decoding runs in f32 on the CPU whatever precision or device trained.
-  const Tensor host =
-      flat_params.device() == Device::kCpu ? flat_params : flat_params.CopyTo(Device::kCpu);
-  const Tensor f32 = host.dtype() == DType::kF32 ? host : host.To(DType::kF32);
-  std::copy_n(f32.data<float>(), mine.numel(), mine.data<float>());
+  const absl::Status loaded = model_->params().LoadPackedParams(flat_params);
+  PT_CHECK_ARG(loaded.ok(), "validation: ", loaded.message());
   // One translator for the whole run; later validations only copy weights.
   if (translator_ == nullptr) {
     PT_ASSIGN_OR_RETURN(translator_, Translator::Create(spec_, model_->params()));
