@@ -3,7 +3,8 @@
 
     python3 bench/depth_study.py [--grid full|lr_sweep|smoke] [--out runs/depth_study]
                                  [--norms A,B] [--depths 6,18] [--steps N]
-                                 [--lr X | --lrs X,Y,...] [--spec FILE] [--binary PATH]
+                                 [--lr X | --lrs X,Y,...] [--set FIELD=VALUE --tag NAME]
+                                 [--spec FILE] [--binary PATH]
 
 Trains configs/depth_study.pbtxt once per (norm, depth) cell with the same
 learning rate, warm-up, token budget and seed (--lrs: once per rate too, the
@@ -156,6 +157,10 @@ def main():
                       help="the rate for every cell (default: the spec's)")
     rate.add_argument("--lrs", default="",
                       help="comma-separated rates: one cell per rate (the sweep)")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="one more spec override for every cell (after the norm's)")
+    parser.add_argument("--tag", default="",
+                        help="appended to each cell's name, to keep a variant apart")
     parser.add_argument("--norms", default="", help="comma-separated subset of the grid's norms")
     parser.add_argument("--depths", default="", help="comma-separated subset of the grid's depths")
     args = parser.parse_args()
@@ -170,7 +175,8 @@ def main():
     lrs = [float(x) for x in args.lrs.split(",") if x] or [args.lr]
     cells = [(depth, norm, lr) for depth in depths for norm in norms for lr in lrs]
     for depth, norm, lr in cells:
-        cell = f"{norm}_{depth}L" + (f"_lr{lr:g}" if args.lrs else "")
+        cell = f"{norm}_{depth}L" + (f"_lr{lr:g}" if args.lrs else "") + (
+            f"_{args.tag}" if args.tag else "")
         out_dir = os.path.join(args.out, cell)
         done = os.path.join(out_dir, "result.json")
         if os.path.exists(done):
@@ -180,7 +186,7 @@ def main():
                    "--set", f"encoder_layers={depth}", "--set", f"decoder_layers={depth}",
                    "--set", f"output_dir={out_dir}", "--set", "layer_stats_interval=1",
                    "--set", f"early_update_steps={EARLY_UPDATE_STEPS}"]
-        for override in overrides_for(norm):
+        for override in overrides_for(norm) + args.set:
             command += ["--set", override]
         if steps is not None:
             command += ["--steps", str(steps)]
