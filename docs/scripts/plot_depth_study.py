@@ -10,7 +10,8 @@ cell at that depth (the norm, and the rate in a sweep):
     PREFIX_grad_init.png     per-layer gradient norm at step 1, by layer (log)
 
 and prints a markdown table: per cell, the final dev loss, en->de and de->en
-chrF, the lowest training loss, the early update after one step, and the
+chrF, the dev loss at steps 250 and 500 (how fast it learns), the lowest
+training loss, the early update after one step, and the
 outcome: diverged, stalled (the dev loss moved less than 0.1 nats from the
 first validation to the last) or trained.
 
@@ -172,24 +173,30 @@ def outcome(cell):
     return "**stalled**" if losses[0] - losses[-1] < STALL_NATS else "trained"
 
 
+def dev_loss_at(cell, step):
+    record = cell["valid"].get(step)
+    return record["val_loss"] if record else None
+
+
 def fmt(value, digits=2):
     return "—" if value is None else f"{value:.{digits}f}"
 
 
 def table(by_depth):
-    rows = ["| cell | depth | dev loss | chrF en→de | chrF de→en | min train loss | "
-            "early update @1 | outcome | s/step |",
-            "|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| cell | depth | dev loss | dev loss at 250 / 500 | chrF en→de | chrF de→en | "
+            "min train loss | early update @1 | outcome | s/step |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
     for depth, cells in by_depth.items():
         for c in cells:
             r = c["result"]
             if r is None:
-                rows.append(f"| {label(c, depth)} | {depth} | (not finished) | | | | | | |")
+                rows.append(f"| {label(c, depth)} | {depth} | (not finished) | | | | | | | |")
                 continue
             chrf = r.get("chrf") or {}
             early1 = c["early"].get(1)
             rows.append(
                 f"| {label(c, depth)} | {depth} | {fmt(r.get('val_loss'), 3)} | "
+                f"{fmt(dev_loss_at(c, 250), 3)} / {fmt(dev_loss_at(c, 500), 3)} | "
                 f"{fmt(chrf.get('en-de'), 1)} | {fmt(chrf.get('de-en'), 1)} | "
                 f"{fmt(r.get('min_loss'), 3)} | {fmt(early1, 3)} | "
                 f"{outcome(c)} | {fmt(r.get('s_per_step'), 2)} |")
