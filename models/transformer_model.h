@@ -6,6 +6,7 @@
 #define PIPETRAIN_MODELS_TRANSFORMER_MODEL_H_
 
 #include <memory>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "core/ops/cross_entropy.h"
@@ -33,6 +34,13 @@ class TransformerModel {
   absl::Status Backward(const StepContext& ctx, const Batch& batch, ModelSaved* saved,
                         double grad_scale);
   void ZeroGrads() { stage_->ZeroGrads(); }
+  // For a model that only evaluates (validation, the early-update probe):
+  // forwards keep each layer's input instead of its activations, so a
+  // 1,000-layer model's loss forward holds ~one tensor a layer, not ~15.
+  absl::Status KeepOnlyLayerInputs() {
+    const int layers = stage_->last_layer() - stage_->first_layer();
+    return stage_->SetRecompute(std::vector<bool>(layers, true));
+  }
 
   ParameterStore& params() { return stage_->params(); }
   const ParameterStore& params() const { return stage_->params(); }
