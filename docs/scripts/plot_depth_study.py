@@ -97,10 +97,16 @@ def smooth(steps, values, window):
 
 
 def panels(by_depth, title):
+    """One panel per depth, two to a row."""
     n = len(by_depth)
-    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.6), squeeze=False)
+    cols = min(n, 2)
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.8 * rows), squeeze=False)
     fig.suptitle(title)
-    return fig, axes[0]
+    flat = list(axes.flat)
+    for ax in flat[n:]:
+        ax.set_visible(False)
+    return fig, flat[:n]
 
 
 def plot_loss(by_depth, path):
@@ -115,7 +121,8 @@ def plot_loss(by_depth, path):
         ax.set_title(f"{depth}+{depth} layers")
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("loss (nats/token)")
+    for ax in axes:
+        ax.set_ylabel("loss (nats/token)")
     for ax in axes:
         ax.legend(fontsize=6, loc="upper right")
     fig.tight_layout()
