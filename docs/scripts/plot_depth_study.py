@@ -109,6 +109,19 @@ def panels(by_depth, title):
     return fig, flat[:n]
 
 
+def style(cell, depth):
+    """A cell's line: its label and the colour that label has everywhere."""
+    name = label(cell, depth)
+    return {"label": name, "color": colour(name), "lw": 1.2}
+
+
+def finish(fig, axes, path, legend_loc):
+    for ax in axes:
+        ax.legend(fontsize=6, loc=legend_loc)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def plot_loss(by_depth, path):
     fig, axes = panels(by_depth, f"training loss (mean over {SMOOTH_STEPS} steps)")
     for ax, (depth, cells) in zip(axes, by_depth.items()):
@@ -117,16 +130,12 @@ def plot_loss(by_depth, path):
             if not steps:
                 continue
             values = [c["steps"][s] for s in steps]
-            ax.plot(steps, smooth(steps, values, SMOOTH_STEPS), label=label(c, depth), color=colour(label(c, depth)), lw=1.2)
+            ax.plot(steps, smooth(steps, values, SMOOTH_STEPS), **style(c, depth))
         ax.set_title(f"{depth}+{depth} layers")
         ax.set_xlabel("step")
-        ax.grid(alpha=0.3)
-    for ax in axes:
         ax.set_ylabel("loss (nats/token)")
-    for ax in axes:
-        ax.legend(fontsize=6, loc="upper right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+        ax.grid(alpha=0.3)
+    finish(fig, axes, path, "upper right")
 
 
 def plot_early(by_depth, path):
@@ -135,14 +144,11 @@ def plot_early(by_depth, path):
         for c in cells:
             steps = [s for s in sorted(c["early"]) if s > 0]
             if steps:
-                ax.semilogy(steps, [c["early"][s] for s in steps], label=label(c, depth), color=colour(label(c, depth)), lw=1.2)
+                ax.semilogy(steps, [c["early"][s] for s in steps], **style(c, depth))
         ax.set_title(f"{depth}+{depth} layers")
         ax.set_xlabel("step")
         ax.grid(alpha=0.3, which="both")
-    for ax in axes:
-        ax.legend(fontsize=6, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    finish(fig, axes, path, "lower right")
 
 
 def plot_grad_init(by_depth, path):
@@ -154,15 +160,12 @@ def plot_grad_init(by_depth, path):
             keep = [i for i, n in enumerate(c["layers"]) if n.startswith(("encoder.", "decoder."))
                     and not n.endswith("final_ln")]
             values = [c["grad_init"][i] for i in keep]
-            ax.semilogy(range(len(values)), values, label=label(c, depth), color=colour(label(c, depth)), lw=1.2)
+            ax.semilogy(range(len(values)), values, **style(c, depth))
         ax.axvline(depth - 0.5, color="grey", lw=0.8, ls=":")
         ax.set_title(f"{depth}+{depth} layers (encoder | decoder)")
         ax.set_xlabel("layer")
         ax.grid(alpha=0.3, which="both")
-    for ax in axes:
-        ax.legend(fontsize=6, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    finish(fig, axes, path, "lower right")
 
 
 # bench/depth_study.py's STALL_NATS: a dev loss that moved less than this
