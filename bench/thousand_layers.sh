@@ -23,9 +23,9 @@ norms=("$@")
 mkdir -p "$out"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 
-# 1,024 padded tokens a step in 4 micro-batches of ~256: --seq 32 gives the
-# plan 4 sequences of 32 + 32 tokens each; f32 activations on a CPU.
-"$binary" plan --spec "$spec" --world 4 --seq 32 --dtype_bytes 4 > "$out/thousand_layers_plan.txt"
+# The plan takes the corpus's longest pairs (64 tokens + </s>) and, as train
+# does, partitions with them; f32 activations on a CPU.
+"$binary" plan --spec "$spec" --world 4 --dtype_bytes 4 > "$out/thousand_layers_plan.txt"
 echo "[thousand_layers] plan: $out/thousand_layers_plan.txt"
 grep -A6 '^memory per GPU' "$out/thousand_layers_plan.txt" || true
 

@@ -32,10 +32,11 @@ ABSL_FLAG(int32_t, chunks, 0, "plan: chunks per rank for interleaved (0: the con
 ABSL_FLAG(std::string, partition, "", "plan: uniform, balanced or explicit (empty: the config's)");
 ABSL_FLAG(std::string, recompute, "", "plan: none, full or every (empty: the config's)");
 ABSL_FLAG(int32_t, seq, 0,
-          "plan: tokens per sequence on each side (0: the config's synthetic max_length + 1)");
+          "plan: tokens per sequence on each side (0: the data's longest, corpus.max_length + 1 "
+          "or, without a corpus, synthetic.max_length + 1)");
 ABSL_FLAG(int64_t, sequences, 0,
           "plan: sequences per micro-batch (0: train.tokens_per_batch / (2 seq) / "
-          "(microbatches x dp), at least 1)");
+          "(microbatches x dp), rounded up)");
 ABSL_FLAG(double, tflops, 400, "plan: sustained TFLOP/s per GPU that turns FLOPs into time");
 ABSL_FLAG(double, link_gbps, 50,
           "plan: GB/s of the links that carry stage boundaries and the gradient all-reduce "
@@ -92,11 +93,15 @@ absl::StatusOr<RunSpec> ResolveSpec(const std::vector<std::string>& set_override
   if (seq == 0) return spec;
   PT_CHECK_ARG(seq >= 2, "--seq=", seq,
                " is too short; expected >= 2 tokens per sequence (content and </s>)");
-  // The cost model plans with the synthetic task's longest sequence plus
-  // </s> (stage_layout.h), so --seq goes there and reaches every planner.
-  overrides.push_back(absl::StrCat("train.synthetic.max_length=", seq - 1));
-  if (spec.train().synthetic().min_length() > seq - 1) {
-    overrides.push_back(absl::StrCat("train.synthetic.min_length=", seq - 1));
+  // The cost model plans with the data's longest sequence plus </s>
+  // (ShapeOf in stage_layout.h), so --seq goes there and reaches every planner.
+  if (spec.train().corpus().dir().empty()) {
+    overrides.push_back(absl::StrCat("train.synthetic.max_length=", seq - 1));
+    if (spec.train().synthetic().min_length() > seq - 1) {
+      overrides.push_back(absl::StrCat("train.synthetic.min_length=", seq - 1));
+    }
+  } else {
+    overrides.push_back(absl::StrCat("train.corpus.max_length=", seq - 1));
   }
   return LoadCheckedRunSpec(spec_path, config_path, overrides);
 }
@@ -223,9 +228,11 @@ absl::StatusOr<Plan> MakePlan(const std::vector<std::string>& set_overrides) {
   const TransformerShape tshape = ShapeOf(spec);
   int64_t sequences = absl::GetFlag(FLAGS_sequences);
   if (sequences == 0) {
-    sequences = std::max<int64_t>(1, spec.train().tokens_per_batch() /
-                                         (tshape.source_length + tshape.target_length) /
-                                         (int64_t{microbatches} * plan.dp));
+    // Rounded up: a micro-batch of shorter pairs packs its whole share of
+    // tokens_per_batch, so the whole share is what memory must hold.
+    const int64_t per_sequence = tshape.source_length + tshape.target_length;
+    const int64_t share = int64_t{microbatches} * plan.dp * per_sequence;
+    sequences = std::max<int64_t>(1, (spec.train().tokens_per_batch() + share - 1) / share);
   }
   plan.shape = ActivationShape{.sequences = sequences,
                                .source_length = tshape.source_length,
@@ -313,13 +320,15 @@ void PrintLayout(const Plan& plan) {
       plan.schedule.virtual_stages(), pipe.partition().c_str(), RecomputeName(pipe).c_str());
   const int64_t step_tokens =
       plan.shape.sequences * plan.tokens_per_sequence() * plan.microbatches() * plan.dp;
+  // Source + target for an encoder-decoder; one-stack models have one sequence.
+  const int64_t src = plan.shape.source_length, tgt = plan.shape.target_length;
+  const std::string lengths = src > 0 && tgt > 0 ? absl::StrCat("(", src, " + ", tgt, ")")
+                                                 : absl::StrCat(src + tgt);
   std::printf(
-      "batch: %d micro-batches x %lld sequences x (%lld + %lld) tokens per replica; %s tokens "
+      "batch: %d micro-batches x %lld sequences x %s tokens per replica; %s tokens "
       "per step (train.tokens_per_batch %s)\n",
-      plan.microbatches(), static_cast<long long>(plan.shape.sequences),
-      static_cast<long long>(plan.shape.source_length),
-      static_cast<long long>(plan.shape.target_length), Grouped(step_tokens).c_str(),
-      Grouped(train.tokens_per_batch()).c_str());
+      plan.microbatches(), static_cast<long long>(plan.shape.sequences), lengths.c_str(),
+      Grouped(step_tokens).c_str(), Grouped(train.tokens_per_batch()).c_str());
   std::printf(
       "cost model: %s FLOPs per virtual stage at %g TFLOP/s per GPU, F:B:W = 1:1:1 (B also "
       "replays recomputed forwards); boundary "

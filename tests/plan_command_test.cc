@@ -451,6 +451,35 @@ TEST(PlanCommandTest, SeqChangesTheShapeAndTheCost) {
   EXPECT_NE(bad.output.find("--seq=1"), std::string::npos) << bad.output;
 }
 
+// A corpus run plans with the corpus's longest pairs, not the synthetic
+// task's (which it does not use): m2m_200L keeps pairs of up to 128 tokens a
+// side, so every sequence is planned at 128 + </s>, and --seq replaces that.
+TEST(PlanCommandTest, CorpusRunsPlanWithTheCorpusLongestPairs) {
+  const auto corpus = RunPipetrain("plan --spec configs/m2m_200L.pbtxt --world 64 --dp 4");
+  ASSERT_EQ(corpus.exit_code, 0) << corpus.output;
+  EXPECT_NE(corpus.output.find("x (129 + 129) tokens"), std::string::npos) << corpus.output;
+  const auto seq = RunPipetrain("plan --spec configs/m2m_200L.pbtxt --world 64 --dp 4 --seq 64");
+  ASSERT_EQ(seq.exit_code, 0) << seq.output;
+  EXPECT_NE(seq.output.find("x (64 + 64) tokens"), std::string::npos) << seq.output;
+  // A longer sequence costs more activation memory on every rank.
+  const auto long_rows = RankRows(corpus.output), short_rows = RankRows(seq.output);
+  ASSERT_EQ(long_rows.size(), short_rows.size());
+  for (size_t r = 0; r < long_rows.size(); ++r) EXPECT_GT(long_rows[r][5], short_rows[r][5]) << r;
+
+  // The default sequence count is rounded up, so the planned tokens are never
+  // below tokens_per_batch (2^20 here): ceil(2^20 / 258 / (64 x 4)) = 16.
+  const std::string batch = Line(corpus.output, "batch:");
+  EXPECT_NE(batch.find("x 16 sequences"), std::string::npos) << batch;
+
+  // A decoder-only model reads source <s> target as one sequence: tiny's
+  // synthetic pairs of up to 10 + 10 tokens and <s> make 21.
+  const auto one_stack = RunPipetrain(
+      "plan --spec configs/tiny.pbtxt --world 2 --set model.kind=DECODER_ONLY "
+      "--set model.encoder_layers=0 --set model.max_positions=32");
+  ASSERT_EQ(one_stack.exit_code, 0) << one_stack.output;
+  EXPECT_NE(one_stack.output.find("sequences x 21 tokens"), std::string::npos) << one_stack.output;
+}
+
 TEST(PlanCommandTest, TraceIsJson) {
   if (RunCommand("test -x /usr/bin/python3").exit_code != 0) {
     GTEST_SKIP() << "no /usr/bin/python3 to parse the trace";

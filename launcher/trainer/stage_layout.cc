@@ -8,15 +8,29 @@ namespace pipetrain {
 
 TransformerShape ShapeOf(const RunSpec& spec) {
   const ModelSpec& m = spec.model();
-  // Planning lengths: the synthetic task's longest sequences (plus </s>).
-  const int64_t length = spec.train().synthetic().max_length() + 1;
+  const TrainConfig& train = spec.train();
+  // Plan with the longest sequences the run's data can hold, so that the
+  // plan's memory is a bound: a corpus run's pairs have at most
+  // corpus.max_length tokens a side (the language tag included), the
+  // synthetic task's at most its max_length; one more for </s> or <s>.
+  const bool corpus = !train.corpus().dir().empty();
+  const int64_t side = corpus ? train.corpus().max_length() : train.synthetic().max_length();
+  int64_t source = side + 1, target = side + 1;
+  // One-stack models have one sequence: a decoder-only model reads
+  // source <s> target (core/data/collate.cc), an encoder-only one its source.
+  if (m.kind() == DECODER_ONLY) {
+    source = 0;
+    target = 2 * side + 1;
+  } else if (m.kind() == ENCODER_ONLY) {
+    target = 0;
+  }
   return TransformerShape{.encoder_layers = m.encoder_layers(),
                           .decoder_layers = m.decoder_layers(),
                           .d_model = m.d_model(),
                           .ffn_dim = m.ffn_dim(),
                           .vocab = m.vocab_size(),
-                          .source_length = length,
-                          .target_length = length};
+                          .source_length = source,
+                          .target_length = target};
 }
 
 absl::StatusOr<Partition> PartitionFromConfig(const RunSpec& spec) {
