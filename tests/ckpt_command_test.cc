@@ -20,6 +20,7 @@
 #include "models/checkpoint.h"
 #include "models/transformer_model.h"
 #include "tests/testing/run_binary.h"
+#include "tests/testing/tiny_checkpoint.h"
 
 namespace pipetrain {
 namespace {
@@ -36,25 +37,10 @@ class CkptCommandTest : public ::testing::Test {
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
     dir_ = (fs::path(::testing::TempDir()) / absl::StrCat("ckpt_cmd_", info->name())).string();
     fs::remove_all(dir_);
-    auto spec = LoadRunSpec(std::string(PIPETRAIN_SOURCE_DIR) + "/configs/tiny.pbtxt", "", {});
-    ASSERT_TRUE(spec.ok()) << spec.status();
-    spec_ = *spec;
-    auto model = TransformerModel::Create(spec_.model(), DType::kF32, 17);
-    ASSERT_TRUE(model.ok()) << model.status();
-    model_ = std::move(*model);
-    const int64_t n = model_->params().total_elements();
-    Tensor m = Tensor::Zeros({n}, DType::kF32), v = Tensor::Zeros({n}, DType::kF32);
-    for (int64_t i = 0; i < n; ++i) {
-      m.data<float>()[i] = 0.001f * static_cast<float>(i % 101);
-      v.data<float>()[i] = 0.0001f * static_cast<float>(i % 53);
-    }
-    CheckpointInfo ckpt;
-    ckpt.step = 3;
-    ckpt.spec = spec_;
-    ckpt.data_cursor = "cursor";
-    ckpt.rng_seed = 1;
-    auto saved = SaveParameterStore(dir_, ckpt, model_->params(), m, v);
+    auto saved = testing::SaveTinyCheckpoint(dir_);
     ASSERT_TRUE(saved.ok()) << saved.status();
+    spec_ = saved->spec;
+    model_ = std::move(saved->model);
   }
   void TearDown() override { fs::remove_all(dir_); }
 
