@@ -207,14 +207,15 @@ absl::StatusOr<StageBoundary> ModelStage::Forward(const StepContext& ctx, const 
       PT_ASSIGN_OR_RETURN(x, embed(batch.tgt_in, kSiteDecoderEmbedding));
     }
     const int i = g - first_;
-    const bool recompute = !recompute_.empty() && recompute_[i];
+    const bool recompute = !recompute_.empty() && recompute_[i] && !forward_only_;
     if (recompute) {
       saved->layer_inputs.resize(layers_.size());
       saved->layer_inputs[i] = x;
       saved->memory = memory;
     }
     PT_ASSIGN_OR_RETURN(x, LayerForward(ctx, batch, g, x, memory, &saved->layers[i]));
-    if (recompute) saved->layers[i] = LayerSaved();  // rebuilt in backward
+    // Rebuilt in backward, or never needed.
+    if (recompute || forward_only_) saved->layers[i] = LayerSaved();
     if (residual_sums_.defined()) {
       // Only on a statistics step: one reduction into this layer's slot.
       const Tensor out = x.dtype() == DType::kBF16 ? x.To(DType::kF32) : x;
@@ -265,6 +266,10 @@ absl::StatusOr<StageBoundary> ModelStage::BackwardInput(const StepContext& ctx, 
                                                         const StageBoundary& grad_output,
                                                         StageSaved* saved,
                                                         double grad_scale) const {
+  if (forward_only_) {
+    return absl::FailedPreconditionError(
+        "this model stage runs forward only (SetForwardOnly): it kept nothing for backward");
+  }
   const int n_enc = encoder_layers();
   const int total = n_enc + spec_.decoder_layers();
   Tensor dx = grad_output.hidden;

@@ -103,6 +103,9 @@ class ModelStage {
   // from its keys, so the result is bitwise the same). One flag per layer of
   // the stage; empty means none.
   absl::Status SetRecompute(std::vector<bool> per_layer);
+  // For a stage that only runs forward (decoding's encoder): Forward keeps
+  // nothing for backward, not even layer inputs, and Backward is refused.
+  void SetForwardOnly() { forward_only_ = true; }
 
   // Zeroes every gradient, the embedding's partial ones included.
   void ZeroGrads();
@@ -174,6 +177,7 @@ class ModelStage {
   ParamId dec_final_gamma_ = -1, dec_final_beta_ = -1;
   std::array<Tensor, 3> embedding_partials_;
   std::vector<bool> recompute_;
+  bool forward_only_ = false;
   // Defined only while residual statistics are measured: f64 [layers] on
   // the store's device, and the element counts (host).
   mutable Tensor residual_sums_;

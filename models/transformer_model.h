@@ -35,12 +35,9 @@ class TransformerModel {
                         double grad_scale);
   void ZeroGrads() { stage_->ZeroGrads(); }
   // For a model that only evaluates (validation, the early-update probe):
-  // forwards keep each layer's input instead of its activations, so a
-  // 1,000-layer model's loss forward holds ~one tensor a layer, not ~15.
-  absl::Status KeepOnlyLayerInputs() {
-    const int layers = stage_->last_layer() - stage_->first_layer();
-    return stage_->SetRecompute(std::vector<bool>(layers, true));
-  }
+  // forwards keep nothing for backward, so a 1,000-layer model's loss
+  // forward holds one layer's activations at a time; Backward is refused.
+  void SetForwardOnly() { stage_->SetForwardOnly(); }
 
   ParameterStore& params() { return stage_->params(); }
   const ParameterStore& params() const { return stage_->params(); }

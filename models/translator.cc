@@ -7,7 +7,6 @@
 #include <numeric>
 #include <set>
 #include <string>
-#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "core/config/spec_loader.h"
@@ -644,10 +643,10 @@ absl::StatusOr<std::unique_ptr<Translator>> Translator::Create(const ModelSpec& 
   const int n_enc = spec.encoder_layers();
   if (n_enc > 0) {
     PT_ASSIGN_OR_RETURN(t->encoder_, ModelStage::Create(spec, dtype, 0, 0, n_enc));
-    // Decoding never runs the encoder backward: keep each layer's input only,
-    // not its ~15 activations (a 500-layer encoder over 32 sentences would
-    // otherwise hold gigabytes until the batch is translated).
-    PT_RETURN_IF_ERROR(t->encoder_->SetRecompute(std::vector<bool>(n_enc, true)));
+    // Decoding never runs the encoder backward: its forward keeps nothing
+    // (a 500-layer encoder over 32 sentences would otherwise hold every
+    // layer's ~15 activations, gigabytes, until its output is ready).
+    t->encoder_->SetForwardOnly();
   }
   PT_ASSIGN_OR_RETURN(t->decoder_, CachedDecoder::Create(spec, dtype));
   PT_RETURN_IF_ERROR(t->SetParameters(trained));

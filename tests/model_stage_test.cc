@@ -109,8 +109,12 @@ TEST_P(StageSliceTest, StagesInSequenceEqualTheWholeModelBitwise) {
       const StageBoundary shapes = stages[s]->InputShapes(batches[m]);
       EXPECT_EQ(shapes.hidden.defined(), boundary.hidden.defined()) << "stage " << s;
       EXPECT_EQ(shapes.memory.defined(), boundary.memory.defined()) << "stage " << s;
-      if (shapes.hidden.defined()) EXPECT_EQ(shapes.hidden.shape(), boundary.hidden.shape());
-      if (shapes.memory.defined()) EXPECT_EQ(shapes.memory.shape(), boundary.memory.shape());
+      if (shapes.hidden.defined()) {
+        EXPECT_EQ(shapes.hidden.shape(), boundary.hidden.shape());
+      }
+      if (shapes.memory.defined()) {
+        EXPECT_EQ(shapes.memory.shape(), boundary.memory.shape());
+      }
       auto out = stages[s]->Forward(ctx, batches[m], boundary, &saved[s]);
       ASSERT_TRUE(out.ok()) << out.status();
       boundary = *out;
@@ -188,6 +192,43 @@ INSTANTIATE_TEST_SUITE_P(
       for (int cut : info.param.cuts) name += "_" + std::to_string(cut);
       return name + (info.param.recompute ? "_Recompute" : "");
     });
+
+// Decoding's encoder and validation's model run forward only: the same
+// output and loss to the bit, no layer activations or inputs kept, and a
+// backward that is refused instead of reading what was not kept.
+TEST(ModelStageTest, ForwardOnlyKeepsNothingAndRefusesBackward) {
+  const ModelSpec spec = Spec(ENCODER_DECODER, DEEPNORM);
+  const int total = spec.encoder_layers() + spec.decoder_layers();
+  const Batch batch = Microbatches(ENCODER_DECODER)[0];
+  const StepContext ctx{.seed = 5, .step = 2, .microbatch = 0, .training = false};
+  auto kept = ModelStage::Create(spec, DType::kF32, 7, 0, total);
+  auto forward_only = ModelStage::Create(spec, DType::kF32, 7, 0, total);
+  ASSERT_TRUE(kept.ok() && forward_only.ok());
+  // Forward-only wins over checkpointing flags, which would keep inputs.
+  ASSERT_TRUE((*forward_only)->SetRecompute(std::vector<bool>(total, true)).ok());
+  (*forward_only)->SetForwardOnly();
+
+  StageSaved kept_saved, lean_saved;
+  ASSERT_TRUE((*kept)->Forward(ctx, batch, StageBoundary(), &kept_saved).ok());
+  ASSERT_TRUE((*forward_only)->Forward(ctx, batch, StageBoundary(), &lean_saved).ok());
+  EXPECT_EQ(lean_saved.stats.loss_sum, kept_saved.stats.loss_sum);
+  EXPECT_TRUE(SameBytes(lean_saved.logits, kept_saved.logits));
+  EXPECT_TRUE(lean_saved.layer_inputs.empty());
+  ASSERT_EQ(lean_saved.layers.size(), kept_saved.layers.size());
+  for (size_t i = 0; i < lean_saved.layers.size(); ++i) {
+    // The attention probabilities and the FFN's hidden activations are the
+    // largest of what a layer keeps for backward.
+    EXPECT_TRUE(kept_saved.layers[i].self_attn.attention.probs.defined()) << i;
+    EXPECT_TRUE(kept_saved.layers[i].ffn.pre_act.defined()) << i;
+    EXPECT_FALSE(lean_saved.layers[i].self_attn.attention.probs.defined()) << i;
+    EXPECT_FALSE(lean_saved.layers[i].ffn.pre_act.defined()) << i;
+    EXPECT_FALSE(lean_saved.layers[i].self_attn.q.defined()) << i;
+  }
+
+  const auto backward =
+      (*forward_only)->BackwardInput(ctx, batch, StageBoundary(), &lean_saved, 1.0);
+  EXPECT_EQ(backward.status().code(), absl::StatusCode::kFailedPrecondition) << backward.status();
+}
 
 TEST(ModelStageTest, RejectsBadRanges) {
   const ModelSpec spec = Spec(ENCODER_DECODER, POST_LN);

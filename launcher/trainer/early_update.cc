@@ -36,7 +36,7 @@ absl::StatusOr<std::unique_ptr<EarlyUpdateProbe>> EarlyUpdateProbe::Create(const
   // rounded to f32, as Distance rounds θ_t).
   PT_ASSIGN_OR_RETURN(probe->model_,
                       TransformerModel::Create(spec.model(), DType::kF32, spec.train().seed()));
-  PT_RETURN_IF_ERROR(probe->model_->KeepOnlyLayerInputs());
+  probe->model_->SetForwardOnly();
   PT_ASSIGN_OR_RETURN(probe->initial_, probe->Output(/*training_step=*/0));
   probe->tokens_ = probe->initial_.dim(0);
   PT_CHECK_ARG(probe->tokens_ > 0, "early_update_steps: step 0's batch has no target token");

@@ -223,7 +223,7 @@ absl::StatusOr<std::unique_ptr<Validator>> Validator::Create(const ModelSpec& sp
     validator->directions_.push_back(std::move(d));
   }
   PT_ASSIGN_OR_RETURN(validator->model_, TransformerModel::Create(spec, DType::kF32, /*seed=*/0));
-  PT_RETURN_IF_ERROR(validator->model_->KeepOnlyLayerInputs());
+  validator->model_->SetForwardOnly();
   return validator;
 }
 
