@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "core/config/spec_loader.h"
+#include "core/data/multilingual_loader.h"
 #include "core/status_macros.h"
 #include "launcher/plan_memory.h"
 #include "launcher/run_spec_checks.h"
@@ -32,11 +33,11 @@ ABSL_FLAG(int32_t, chunks, 0, "plan: chunks per rank for interleaved (0: the con
 ABSL_FLAG(std::string, partition, "", "plan: uniform, balanced or explicit (empty: the config's)");
 ABSL_FLAG(std::string, recompute, "", "plan: none, full or every (empty: the config's)");
 ABSL_FLAG(int32_t, seq, 0,
-          "plan: tokens per sequence on each side (0: the data's longest, corpus.max_length + 1 "
-          "or, without a corpus, synthetic.max_length + 1)");
+          "plan: the longest pair's tokens on each side, as train.corpus.max_length counts "
+          "them (0: the config's corpus.max_length, or synthetic.max_length without a corpus)");
 ABSL_FLAG(int64_t, sequences, 0,
-          "plan: sequences per micro-batch (0: train.tokens_per_batch / (2 seq) / "
-          "(microbatches x dp), rounded up)");
+          "plan: sequences per micro-batch (0: as many pairs of the longest length as "
+          "train.tokens_per_batch / (microbatches x dp) holds, rounded up)");
 ABSL_FLAG(double, tflops, 400, "plan: sustained TFLOP/s per GPU that turns FLOPs into time");
 ABSL_FLAG(double, link_gbps, 50,
           "plan: GB/s of the links that carry stage boundaries and the gradient all-reduce "
@@ -91,17 +92,16 @@ absl::StatusOr<RunSpec> ResolveSpec(const std::vector<std::string>& set_override
   PT_ASSIGN_OR_RETURN(RunSpec spec, LoadCheckedRunSpec(spec_path, config_path, overrides));
   const int seq = absl::GetFlag(FLAGS_seq);
   if (seq == 0) return spec;
-  PT_CHECK_ARG(seq >= 2, "--seq=", seq,
-               " is too short; expected >= 2 tokens per sequence (content and </s>)");
-  // The cost model plans with the data's longest sequence plus </s>
-  // (ShapeOf in stage_layout.h), so --seq goes there and reaches every planner.
+  PT_CHECK_ARG(seq >= 1, "--seq=", seq, " is too short; expected >= 1 token a side");
+  // The cost model plans with the data's longest pairs (ShapeOf in
+  // stage_layout.h), so --seq goes there and reaches every planner.
   if (spec.train().corpus().dir().empty()) {
-    overrides.push_back(absl::StrCat("train.synthetic.max_length=", seq - 1));
-    if (spec.train().synthetic().min_length() > seq - 1) {
-      overrides.push_back(absl::StrCat("train.synthetic.min_length=", seq - 1));
+    overrides.push_back(absl::StrCat("train.synthetic.max_length=", seq));
+    if (spec.train().synthetic().min_length() > seq) {
+      overrides.push_back(absl::StrCat("train.synthetic.min_length=", seq));
     }
   } else {
-    overrides.push_back(absl::StrCat("train.corpus.max_length=", seq - 1));
+    overrides.push_back(absl::StrCat("train.corpus.max_length=", seq));
   }
   return LoadCheckedRunSpec(spec_path, config_path, overrides);
 }
@@ -169,7 +169,7 @@ absl::Status CheckFlags() {
   PT_CHECK_ARG(absl::GetFlag(FLAGS_microbatches) >= 0, "--microbatches must be >= 1 (0: config)");
   PT_CHECK_ARG(absl::GetFlag(FLAGS_chunks) >= 0, "--chunks must be >= 1 (0: config)");
   PT_CHECK_ARG(absl::GetFlag(FLAGS_sequences) >= 0, "--sequences must be >= 1 (0: derived)");
-  PT_CHECK_ARG(absl::GetFlag(FLAGS_seq) >= 0, "--seq must be >= 2 (0: the config's)");
+  PT_CHECK_ARG(absl::GetFlag(FLAGS_seq) >= 0, "--seq must be >= 1 (0: the config's)");
   PT_CHECK_ARG(absl::GetFlag(FLAGS_tflops) > 0 && std::isfinite(absl::GetFlag(FLAGS_tflops)),
                "--tflops=", absl::GetFlag(FLAGS_tflops), " must be a finite value > 0");
   PT_CHECK_ARG(absl::GetFlag(FLAGS_link_gbps) >= 0 && std::isfinite(absl::GetFlag(FLAGS_link_gbps)),
@@ -228,10 +228,13 @@ absl::StatusOr<Plan> MakePlan(const std::vector<std::string>& set_overrides) {
   const TransformerShape tshape = ShapeOf(spec);
   int64_t sequences = absl::GetFlag(FLAGS_sequences);
   if (sequences == 0) {
-    // Rounded up: a micro-batch of shorter pairs packs its whole share of
-    // tokens_per_batch, so the whole share is what memory must hold.
-    const int64_t per_sequence = tshape.source_length + tshape.target_length;
-    const int64_t share = int64_t{microbatches} * plan.dp * per_sequence;
+    // tokens_per_batch counts what the batcher counts (PairTokens: an
+    // encoder-decoder's target twice, as input and as labels). As many
+    // longest pairs as a micro-batch's share holds, rounded up so that
+    // small budgets are not planned below their share.
+    const int64_t side = LongestPairSide(spec);
+    const int64_t pair = PaddedBatchTokens(spec.model().kind(), 1, side, side, 2 * side);
+    const int64_t share = int64_t{microbatches} * plan.dp * pair;
     sequences = std::max<int64_t>(1, (spec.train().tokens_per_batch() + share - 1) / share);
   }
   plan.shape = ActivationShape{.sequences = sequences,
@@ -324,11 +327,17 @@ void PrintLayout(const Plan& plan) {
   const int64_t src = plan.shape.source_length, tgt = plan.shape.target_length;
   const std::string lengths = src > 0 && tgt > 0 ? absl::StrCat("(", src, " + ", tgt, ")")
                                                  : absl::StrCat(src + tgt);
+  // The batcher's count of the same step (PairTokens: an encoder-decoder's
+  // target twice), the unit of tokens_per_batch.
+  const int64_t side = LongestPairSide(plan.spec);
+  const int64_t budget_tokens = plan.shape.sequences * plan.microbatches() * plan.dp *
+                                PaddedBatchTokens(plan.spec.model().kind(), 1, side, side, 2 * side);
   std::printf(
       "batch: %d micro-batches x %lld sequences x %s tokens per replica; %s tokens "
-      "per step (train.tokens_per_batch %s)\n",
+      "per step, %s as train.tokens_per_batch (%s) counts them\n",
       plan.microbatches(), static_cast<long long>(plan.shape.sequences), lengths.c_str(),
-      Grouped(step_tokens).c_str(), Grouped(train.tokens_per_batch()).c_str());
+      Grouped(step_tokens).c_str(), Grouped(budget_tokens).c_str(),
+      Grouped(train.tokens_per_batch()).c_str());
   std::printf(
       "cost model: %s FLOPs per virtual stage at %g TFLOP/s per GPU, F:B:W = 1:1:1 (B also "
       "replays recomputed forwards); boundary "

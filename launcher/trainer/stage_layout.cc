@@ -6,18 +6,21 @@
 
 namespace pipetrain {
 
+int64_t LongestPairSide(const RunSpec& spec) {
+  const TrainConfig& train = spec.train();
+  return train.corpus().dir().empty() ? train.synthetic().max_length()
+                                      : train.corpus().max_length();
+}
+
 TransformerShape ShapeOf(const RunSpec& spec) {
   const ModelSpec& m = spec.model();
-  const TrainConfig& train = spec.train();
-  // Plan with the longest sequences the run's data can hold, so that the
-  // plan's memory is a bound: a corpus run's pairs have at most
-  // corpus.max_length tokens a side (the language tag included), the
-  // synthetic task's at most its max_length; one more for </s> or <s>.
-  const bool corpus = !train.corpus().dir().empty();
-  const int64_t side = corpus ? train.corpus().max_length() : train.synthetic().max_length();
-  int64_t source = side + 1, target = side + 1;
+  // Plan with the data's longest pairs: up to `side` tokens a side (a corpus
+  // pair's language tag included). The encoder reads the source as is; the
+  // decoder reads <s> + target (core/data/collate.cc).
+  const int64_t side = LongestPairSide(spec);
+  int64_t source = side, target = side + 1;
   // One-stack models have one sequence: a decoder-only model reads
-  // source <s> target (core/data/collate.cc), an encoder-only one its source.
+  // source <s> target, an encoder-only one its source.
   if (m.kind() == DECODER_ONLY) {
     source = 0;
     target = 2 * side + 1;

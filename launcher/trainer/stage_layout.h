@@ -13,7 +13,11 @@
 
 namespace pipetrain {
 
-// The shape the cost model plans with.
+// The most tokens a side of one training pair holds: corpus.max_length for
+// a corpus run, synthetic.max_length otherwise.
+int64_t LongestPairSide(const RunSpec& spec);
+// The shape the cost model and the balanced partitioner plan with: pairs of
+// LongestPairSide tokens a side, as the model's stacks read them.
 TransformerShape ShapeOf(const RunSpec& spec);
 // The partition of the layers into pipeline.stages × chunks virtual stages by
 // pipeline.partition, with modelled costs.
