@@ -192,7 +192,7 @@ TEST(SpecParseTest, SpelledEnumKeepsTheColumnsAfterIt) {
 }
 
 TEST(SpecParseTest, UnknownSpelledEnumNamesTheEnumAndItsSpellings) {
-  for (const std::string& written : {"\"zigzag\"", "zigzag"}) {
+  for (const char* written : {"\"zigzag\"", "zigzag"}) {
     auto spec = ParseRunSpecText(WithSchedule(written), "x.pbtxt");
     ASSERT_FALSE(spec.ok()) << written;
     EXPECT_THAT(Message(spec.status()),
@@ -311,6 +311,18 @@ TEST(SpecValidateTest, SyntheticDataRanges) {
               HasSubstr("model.max_positions=13 is shorter than train.synthetic.max_length=12 + "
                         "2"));
   EXPECT_TRUE(Check("  heads: 4", "  heads: 4\n  max_positions: 14").ok());
+  // A decoder-only model reads source, <s> and target as one sequence.
+  const std::string stacks = "kind: ENCODER_DECODER\n  vocab_size: 32\n  d_model: 64\n"
+                             "  ffn_dim: 128\n  heads: 4\n  encoder_layers: 2";
+  auto decoder_only = [&](int positions) {
+    return Check(stacks, absl::StrCat("kind: DECODER_ONLY\n  vocab_size: 32\n  d_model: 64\n"
+                                      "  ffn_dim: 128\n  heads: 4\n  max_positions: ",
+                                      positions, "\n  encoder_layers: 0"));
+  };
+  EXPECT_THAT(Message(decoder_only(24)),
+              HasSubstr("model.max_positions=24 is shorter than a decoder-only model's synthetic "
+                        "sequence: source, <s> and target, 2 x train.synthetic.max_length=12 + 1"));
+  EXPECT_TRUE(decoder_only(25).ok()) << decoder_only(25);
 }
 
 TEST(SpecValidateTest, CorpusAndValidationRanges) {
