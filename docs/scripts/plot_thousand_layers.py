@@ -3,10 +3,10 @@
 
 Left: the training loss of each run (a 25-step moving mean of the logged
 steps). Right: the per-layer gradient norm (train.layer_stats_interval) at
-two recorded steps, layers in global order (encoder 0..499, then decoder
+two recorded steps (--steps, default 10,200), layers in global order (encoder 0..499, then decoder
 0..499), on a log scale; values below 1e-45 (f32 underflow) are drawn there.
 
-    python3 docs/scripts/plot_thousand_layers.py OUT.png RUN_DIR [RUN_DIR...]
+    python3 docs/scripts/plot_thousand_layers.py OUT.png RUN_DIR [RUN_DIR...] [--steps 10,200]
 """
 import argparse
 import json
@@ -18,7 +18,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 FLOOR = 1e-45
-STEPS = (10, 200)
 
 
 def read(run_dir):
@@ -47,7 +46,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out")
     parser.add_argument("runs", nargs="+")
+    parser.add_argument("--steps", default="10,200",
+                        help="two recorded steps whose per-layer gradients are drawn")
     args = parser.parse_args()
+    steps_drawn = [int(x) for x in args.steps.split(",")]
+    drawn = 0
     fig, (loss_ax, grad_ax) = plt.subplots(1, 2, figsize=(13, 4.5))
     for index, run in enumerate(args.runs):
         name = os.path.basename(os.path.normpath(run))
@@ -56,9 +59,11 @@ def main():
         steps = sorted(losses)
         loss_ax.plot(steps, moving_mean(steps, [losses[s] for s in steps], 25), color=color,
                      label=name)
-        for step, style in zip(STEPS, ("-", ":")):
+        for step, style in zip(steps_drawn, ("-", ":")):
             if step not in stats:
+                print(f"{run}: no layer_stats at step {step}")
                 continue
+            drawn += 1
             grads = [max(g, FLOOR) if g is not None else None for g in stats[step]["grad_norm"]]
             layers = [i for i, g in enumerate(grads) if g is not None]
             grad_ax.plot(layers, [grads[i] for i in layers], style, color=color,
@@ -72,7 +77,7 @@ def main():
     grad_ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(args.out, dpi=110)
-    print(f"wrote {args.out}")
+    print(f"wrote {args.out} ({drawn} gradient profiles)")
 
 
 if __name__ == "__main__":

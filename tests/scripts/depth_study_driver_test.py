@@ -64,6 +64,15 @@ def main():
     rows = [l for l in plot.stdout.splitlines() if l.startswith("| POST_LN") or
             l.startswith("| DEEPNORM")]
     check(len(rows) == 2, f"table rows: {plot.stdout}")
+    # The 1,000-layer figure's script, on the two smoke cells' runs.
+    figure = os.path.join(work, "layers.png")
+    layers = subprocess.run([sys.executable,
+                             os.path.join(root, "docs/scripts/plot_thousand_layers.py"), figure,
+                             os.path.join(out, "POST_LN_2L"), os.path.join(out, "DEEPNORM_2L"),
+                             "--steps", "1,4"], capture_output=True, text=True, timeout=300)
+    check(layers.returncode == 0 and "(4 gradient profiles)" in layers.stdout,
+          f"plot_thousand_layers failed:\n{layers.stdout}\n{layers.stderr}")
+    check(os.path.getsize(figure) > 1000, f"{figure} missing or empty")
     print("ok")
 
 
