@@ -11,7 +11,9 @@
 # `run` executes every tests/cuda_*_test binary (each GPU op against the CPU op,
 # forward and backward, f32 and bf16) and the NCCL communicator test under
 # mpirun with 2 ranks on one GPU (the host-staged fallback), then prints one
-# summary line per binary; then gpu_layer_bench's JSON lines (bench.jsonl).
+# summary line per binary; then pipetrain itself under mpirun (2 pipeline
+# stages on the GPU, 20 steps in f32 and bf16, each against a CPU run's
+# losses); then gpu_layer_bench's JSON lines (bench.jsonl).
 # It records the device, driver and CUDA versions (device.txt) and ends with one
 # verdict line (also in summary.txt). On a machine with a GPU (`nvidia-smi -L`
 # lists one) a SKIPPED test fails the run: a GPU test skips only when it could
@@ -29,7 +31,8 @@ case "$mode" in
   pack)
     build=${2:-$root/build}
     bins=$(ls "$build"/tests/cuda_*_test "$build"/tests/nccl_communicator_test \
-               "$build"/bench/gpu_layer_bench "$build"/bench/cpu_train_bench 2>/dev/null)
+               "$build"/bench/gpu_layer_bench "$build"/bench/cpu_train_bench \
+               "$build"/launcher/pipetrain 2>/dev/null)
     [ -n "$bins" ] || { echo "no GPU test binaries under $build/tests: build with CUDA first" >&2; exit 1; }
     rm -rf "$bundle"
     bundler=$(ls "$root"/../shared/tools/device-bundle /work/shared/tools/device-bundle 2>/dev/null | head -1)
@@ -40,6 +43,7 @@ case "$mode" in
     { command -v nvcc > /dev/null && nvcc --version | grep -E 'release|Build'; } > "$bundle/toolkit.txt" 2>&1
     peer=$(ls "$root"/../shared/peers/torch_deepnorm.py /work/shared/peers/torch_deepnorm.py 2>/dev/null | head -1)
     [ -n "$peer" ] && cp "$peer" "$bundle/" && cp "$root/bench/run_gpu_bench.sh" "$bundle/"
+    cp "$root/configs/tiny.pbtxt" "$bundle/"
     grep -qx '/.gpu/' "$root/.git/info/exclude" 2>/dev/null || echo '/.gpu/' >> "$root/.git/info/exclude"
     echo "packed: $(ls "$bundle/bin" | tr '\n' ' ')"
     mkdir -p "$root/.gpu"
@@ -112,6 +116,41 @@ case "$mode" in
       say "nccl_communicator_test (2 ranks, 1 GPU) rc=$rc"
       tail -5 "$out/nccl_communicator_test.log"
       note nccl_communicator_test $rc "$out/nccl_communicator_test.log"
+    fi
+    # pipetrain itself under mpirun: the tiny spec in 2 pipeline stages on the
+    # one GPU (the ranks share it), 20 steps with dropout, f32 and bf16, each
+    # loss against the same step of a CPU run (same data, seed and masks).
+    # Tolerances as in cuda_train_test: 1e-3 of the loss in f32, 3e-2 in bf16.
+    if [ -x "$bundle/bin/pipetrain" ] && [ -f "$bundle/tiny.pbtxt" ]; then
+      train_tiny() {  # name device dtype
+        timeout 300 mpirun -np 2 --oversubscribe -x OMP_NUM_THREADS=1 -x LD_LIBRARY_PATH \
+          "$bundle/bin/pipetrain" train --spec "$bundle/tiny.pbtxt" --steps 20 \
+          --set train.pipeline.stages=2 --set train.microbatches=2 --set log_interval=1 \
+          --set model.residual_dropout=0.1 --set model.attention_dropout=0.1 \
+          --set model.activation_dropout=0.1 --set "train.device=$2" --set "train.dtype=$3" \
+          --set "output_dir=/tmp/pipetrain-gpu-check/$1" > "$out/train_$1.log" 2>&1
+      }
+      # "step N/20 loss=X", rank 0's lines, one loss a line in step order.
+      losses() { sed -nE 's|.*\[train\] step [0-9]+/20 loss=([0-9.eE+-]+).*|\1|p' "$1"; }
+      train_tiny cpu cpu f32
+      rc=$?
+      say "pipetrain 2 ranks cpu f32 (reference) rc=$rc, $(losses "$out/train_cpu.log" | wc -l) steps"
+      note pipetrain_cpu $rc "$out/train_cpu.log"
+      [ -n "$gpu" ] || say "pipetrain 2 ranks on cuda: not run, no GPU here"
+      for run in ${gpu:+"cuda_f32 f32 1e-3" "cuda_bf16 bf16 3e-2"}; do
+        read -r name dtype tol <<< "$run"
+        train_tiny "$name" cuda "$dtype"
+        rc=$?
+        verdict=$(paste <(losses "$out/train_cpu.log") <(losses "$out/train_$name.log") | awk -v tol="$tol" '
+          { d = $1 - $2; if (d < 0) d = -d; r = d / $1; if (r > worst) worst = r; if (r > tol) bad++; n++ }
+          END { printf "%d steps, worst |loss - cpu| / cpu %.2e (tolerance %s), %d over", n, worst, tol, bad
+                exit (n == 20 && bad == 0) ? 0 : 1 }')
+        # A run that exits 0 with a curve off the CPU's fails too.
+        [ $? -eq 0 ] || [ "$rc" -ne 0 ] || rc=1
+        say "pipetrain 2 ranks $name rc=$rc: $verdict"
+        [ $rc -eq 0 ] || tail -3 "$out/train_$name.log"
+        note "pipetrain_$name" $rc "$out/train_$name.log"
+      done
     fi
     if [ -x "$bundle/bin/gpu_layer_bench" ]; then
       # The issue's two shapes, as layer stacks (encoder + decoder layers).
