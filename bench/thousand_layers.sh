@@ -23,7 +23,7 @@ norms=("$@")
 mkdir -p "$out"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 
-# The plan takes the corpus's longest pairs (64 tokens + </s>) and, as train
+# The plan takes the corpus's longest pairs (64 tokens a side) and, as train
 # does, partitions with them; f32 activations on a CPU.
 "$binary" plan --spec "$spec" --world 4 --dtype_bytes 4 > "$out/thousand_layers_plan.txt"
 echo "[thousand_layers] plan: $out/thousand_layers_plan.txt"

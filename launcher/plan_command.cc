@@ -210,6 +210,9 @@ struct Plan {
   int stages() const { return schedule.stages; }
   int microbatches() const { return schedule.microbatches; }
   int64_t tokens_per_sequence() const { return shape.source_length + shape.target_length; }
+  // One longest pair as tokens_per_batch counts it (PairTokens: an
+  // encoder-decoder's target twice, as input and as labels).
+  int64_t budget_tokens_per_sequence = 0;
 };
 
 absl::StatusOr<Plan> MakePlan(const std::vector<std::string>& set_overrides) {
@@ -226,15 +229,13 @@ absl::StatusOr<Plan> MakePlan(const std::vector<std::string>& set_overrides) {
   const int virtual_stages = plan.schedule.virtual_stages();
 
   const TransformerShape tshape = ShapeOf(spec);
+  const int64_t side = LongestPairSide(spec);
+  plan.budget_tokens_per_sequence = PaddedBatchTokens(spec.model().kind(), 1, side, side, 2 * side);
   int64_t sequences = absl::GetFlag(FLAGS_sequences);
   if (sequences == 0) {
-    // tokens_per_batch counts what the batcher counts (PairTokens: an
-    // encoder-decoder's target twice, as input and as labels). As many
-    // longest pairs as a micro-batch's share holds, rounded up so that
-    // small budgets are not planned below their share.
-    const int64_t side = LongestPairSide(spec);
-    const int64_t pair = PaddedBatchTokens(spec.model().kind(), 1, side, side, 2 * side);
-    const int64_t share = int64_t{microbatches} * plan.dp * pair;
+    // As many longest pairs as a micro-batch's share of tokens_per_batch
+    // holds, rounded up so that small budgets are not planned below it.
+    const int64_t share = int64_t{microbatches} * plan.dp * plan.budget_tokens_per_sequence;
     sequences = std::max<int64_t>(1, (spec.train().tokens_per_batch() + share - 1) / share);
   }
   plan.shape = ActivationShape{.sequences = sequences,
@@ -325,13 +326,11 @@ void PrintLayout(const Plan& plan) {
       plan.shape.sequences * plan.tokens_per_sequence() * plan.microbatches() * plan.dp;
   // Source + target for an encoder-decoder; one-stack models have one sequence.
   const int64_t src = plan.shape.source_length, tgt = plan.shape.target_length;
-  const std::string lengths = src > 0 && tgt > 0 ? absl::StrCat("(", src, " + ", tgt, ")")
-                                                 : absl::StrCat(src + tgt);
-  // The batcher's count of the same step (PairTokens: an encoder-decoder's
-  // target twice), the unit of tokens_per_batch.
-  const int64_t side = LongestPairSide(plan.spec);
-  const int64_t budget_tokens = plan.shape.sequences * plan.microbatches() * plan.dp *
-                                PaddedBatchTokens(plan.spec.model().kind(), 1, side, side, 2 * side);
+  const std::string lengths =
+      src > 0 && tgt > 0 ? absl::StrCat("(", src, " + ", tgt, ")") : absl::StrCat(src + tgt);
+  // The same step in the unit of tokens_per_batch.
+  const int64_t budget_tokens =
+      plan.shape.sequences * plan.microbatches() * plan.dp * plan.budget_tokens_per_sequence;
   std::printf(
       "batch: %d micro-batches x %lld sequences x %s tokens per replica; %s tokens "
       "per step, %s as train.tokens_per_batch (%s) counts them\n",

@@ -219,8 +219,8 @@ absl::StatusOr<StageBoundary> ModelStage::Forward(const StepContext& ctx, const 
     if (residual_sums_.defined()) {
       // Only on a statistics step: one reduction into this layer's slot.
       const Tensor out = x.dtype() == DType::kBF16 ? x.To(DType::kF32) : x;
-      PT_ASSIGN_OR_RETURN(const Tensor sq, SegmentSumsOfSquaresOnDevice(
-                                               out.Reshape({out.numel()}), {{0, out.numel()}}));
+      PT_ASSIGN_OR_RETURN(const Tensor sq, SegmentSumsOfSquaresOnDevice(out.Reshape({out.numel()}),
+                                                                        {{0, out.numel()}}));
       Tensor slot = residual_sums_.View(i, {1});
       PT_RETURN_IF_ERROR(ops::Axpy(1.0, sq, slot));
       residual_counts_[i] += static_cast<double>(out.numel());
@@ -392,8 +392,8 @@ absl::Status ModelStage::SetEmbeddingGrad(const std::array<Tensor, 3>& partials)
 }
 
 void ModelStage::StartResidualStats() {
-  residual_sums_ = Tensor::Zeros({static_cast<int64_t>(layers_.size())}, DType::kF64,
-                                 store_->device());
+  residual_sums_ =
+      Tensor::Zeros({static_cast<int64_t>(layers_.size())}, DType::kF64, store_->device());
   residual_counts_.assign(layers_.size(), 0.0);
 }
 

@@ -312,8 +312,9 @@ TEST(SpecValidateTest, SyntheticDataRanges) {
                         "2"));
   EXPECT_TRUE(Check("  heads: 4", "  heads: 4\n  max_positions: 14").ok());
   // A decoder-only model reads source, <s> and target as one sequence.
-  const std::string stacks = "kind: ENCODER_DECODER\n  vocab_size: 32\n  d_model: 64\n"
-                             "  ffn_dim: 128\n  heads: 4\n  encoder_layers: 2";
+  const std::string stacks =
+      "kind: ENCODER_DECODER\n  vocab_size: 32\n  d_model: 64\n"
+      "  ffn_dim: 128\n  heads: 4\n  encoder_layers: 2";
   auto decoder_only = [&](int positions) {
     return Check(stacks, absl::StrCat("kind: DECODER_ONLY\n  vocab_size: 32\n  d_model: 64\n"
                                       "  ffn_dim: 128\n  heads: 4\n  max_positions: ",

@@ -274,8 +274,8 @@ void CheckTrain(const TrainConfig& t, const ModelSpec& m, bool has_train, SpecPr
     // The synthetic task trains only where no corpus is given.
     p.Add("model.max_positions=", m.max_positions(),
           " is shorter than a decoder-only model's synthetic sequence: source, <s> and target, "
-          "2 x train.synthetic.max_length=", s.max_length(),
-          " + 1; raise max_positions or lower max_length");
+          "2 x train.synthetic.max_length=",
+          s.max_length(), " + 1; raise max_positions or lower max_length");
   }
   if (t.dtype() != "f32" && t.dtype() != "f64" && t.dtype() != "bf16") {
     p.Add("train.dtype=\"", t.dtype(), "\" is not \"f32\", \"f64\" or \"bf16\"");

@@ -3,8 +3,8 @@
 
 Left: the training loss of each run (a 25-step moving mean of the logged
 steps). Right: the per-layer gradient norm (train.layer_stats_interval) at
-two recorded steps (--steps, default 10,200), layers in global order (encoder 0..499, then decoder
-0..499), on a log scale; values below 1e-45 (f32 underflow) are drawn there.
+two recorded steps (--steps, default 10,200), layers in global order
+(encoder 0..499, then decoder 0..499), on a log scale; values below 1e-45 (f32 underflow) are drawn there.
 
     python3 docs/scripts/plot_thousand_layers.py OUT.png RUN_DIR [RUN_DIR...] [--steps 10,200]
 """
@@ -16,6 +16,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from plot_depth_study import smooth  # noqa: E402  (the grid's trailing-window mean)
 
 FLOOR = 1e-45
 
@@ -34,14 +35,6 @@ def read(run_dir):
     return losses, stats
 
 
-def moving_mean(steps, values, window):
-    out = []
-    for i, step in enumerate(steps):
-        kept = [v for s, v in zip(steps[: i + 1], values[: i + 1]) if s > step - window]
-        out.append(sum(kept) / len(kept))
-    return out
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out")
@@ -57,7 +50,7 @@ def main():
         color = f"C{index}"  # one colour a run; the step is the line style
         losses, stats = read(run)
         steps = sorted(losses)
-        loss_ax.plot(steps, moving_mean(steps, [losses[s] for s in steps], 25), color=color,
+        loss_ax.plot(steps, smooth(steps, [losses[s] for s in steps], 25), color=color,
                      label=name)
         for step, style in zip(steps_drawn, ("-", ":")):
             if step not in stats:

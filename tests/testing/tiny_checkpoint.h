@@ -27,8 +27,8 @@ struct TinyCheckpoint {
 // would not go unnoticed) and a fixed data cursor and seed.
 inline absl::StatusOr<TinyCheckpoint> SaveTinyCheckpoint(const std::string& run_dir) {
   TinyCheckpoint out;
-  PT_ASSIGN_OR_RETURN(out.spec,
-                      LoadRunSpec(std::string(PIPETRAIN_SOURCE_DIR) + "/configs/tiny.pbtxt", "", {}));
+  PT_ASSIGN_OR_RETURN(
+      out.spec, LoadRunSpec(std::string(PIPETRAIN_SOURCE_DIR) + "/configs/tiny.pbtxt", "", {}));
   PT_ASSIGN_OR_RETURN(out.model, TransformerModel::Create(out.spec.model(), DType::kF32, 17));
   const int64_t n = out.model->params().total_elements();
   Tensor m = Tensor::Zeros({n}, DType::kF32), v = Tensor::Zeros({n}, DType::kF32);
